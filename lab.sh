@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# One entry point for a fresh machine with Python 3.11 and pip.
+#
+#   ./lab.sh pipeline [dvc repro args]   set up, then run the whole DVC pipeline
+#   ./lab.sh test [pytest args]          set up, then run the test suite
+#   ./lab.sh setup                       only create/refresh .venv
+#   ./lab.sh shell                       a shell with .venv active (dvc, mlflow, optuna-dashboard)
+#
+# Setup makes .venv inside the project and installs the package with the exact
+# versions of constraints.txt; it reruns only when pyproject.toml or
+# constraints.txt changed. LAB_EXTRA=gpu installs TensorFlow's CUDA build
+# instead of the CPU one. Offline: IMDB_ARCHIVE=/path/to/aclImdb_v1.tar.gz.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+setup() {
+  local python=${PYTHON:-}
+  if [ -z "$python" ]; then
+    for candidate in python3.11 python3; do
+      if command -v "$candidate" >/dev/null && "$candidate" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then
+        python=$candidate; break
+      fi
+    done
+  fi
+  if [ -z "$python" ]; then
+    echo "error: Python 3.11 not found; install it or set PYTHON=/path/to/python3.11" >&2
+    exit 2
+  fi
+  local extra=${LAB_EXTRA:-cpu}
+  case "$extra" in cpu|gpu) ;; *) echo "error: LAB_EXTRA=$extra: must be cpu or gpu" >&2; exit 2;; esac
+  [ -x .venv/bin/python ] || "$python" -m venv .venv
+  local want
+  want="$extra $(cat pyproject.toml constraints.txt | sha256sum | cut -c1-16)"
+  if [ "$(cat .venv/.lab-installed 2>/dev/null)" != "$want" ]; then
+    echo "setting up .venv ($extra): this takes a few minutes the first time" >&2
+    .venv/bin/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[$extra,dev]"
+    echo "$want" > .venv/.lab-installed
+  fi
+  export PATH="$PWD/.venv/bin:$PATH" VIRTUAL_ENV="$PWD/.venv"
+  # DVC must not phone home (no network on many machines, and nothing to report).
+  export DVC_NO_ANALYTICS=1
+}
+
+command=${1:-}
+[ $# -gt 0 ] && shift
+case "$command" in
+  setup) setup ;;
+  pipeline) setup; dvc repro "$@" ;;
+  test) setup; python -m pytest "$@" ;;
+  shell) setup; exec "${SHELL:-bash}" ;;
+  *) echo "usage: ./lab.sh {pipeline|test|setup|shell} [args]" >&2; exit 2 ;;
+esac

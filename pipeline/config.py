@@ -1,0 +1,160 @@
+"""Typed, validated view of ``params.yaml``.
+
+Every stage calls :func:`load` once in its ``main()``. The YAML is turned into
+frozen dataclasses; an unknown key, a missing key, a wrong type or an
+out-of-range value raises :class:`pipeline.cli.UserError` with one line that
+names the key, the bad value and what is allowed, e.g.::
+
+    params.yaml: prepare.val_fraction = 1.5: must be a number > 0 and < 1
+
+Each field carries its rule in ``metadata["rule"]``; adding a knob is one
+field here plus one commented line in ``params.yaml``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pipeline.cli import UserError
+
+PARAMS_FILE = Path("params.yaml")
+
+
+@dataclass(frozen=True)
+class Rule:
+    """How one scalar value is checked: its Python type and the allowed range."""
+
+    kind: type
+    allowed: str  # completes "must be ...", e.g. "an integer >= 0"
+    ok: Callable[[Any], bool] = lambda value: True
+
+
+def integer(low: int | None = None, high: int | None = None) -> Any:
+    parts = [f">= {low}" if low is not None else "", f"<= {high}" if high is not None else ""]
+    allowed = "an integer " + " and ".join(p for p in parts if p)
+    rule = Rule(int, allowed.strip(), lambda v: (low is None or v >= low) and (high is None or v <= high))
+    return field(metadata={"rule": rule})
+
+
+def number(above: float | None = None, below: float | None = None, at_most: float | None = None) -> Any:
+    parts = [
+        f"> {above:g}" if above is not None else "",
+        f"< {below:g}" if below is not None else "",
+        f"<= {at_most:g}" if at_most is not None else "",
+    ]
+    allowed = "a number " + " and ".join(p for p in parts if p)
+
+    def ok(v: float) -> bool:
+        return (
+            math.isfinite(v)
+            and (above is None or v > above)
+            and (below is None or v < below)
+            and (at_most is None or v <= at_most)
+        )
+
+    return field(metadata={"rule": Rule(float, allowed.strip(), ok)})
+
+
+def text(pattern: str, allowed: str) -> Any:
+    compiled = re.compile(pattern)
+    return field(metadata={"rule": Rule(str, allowed, lambda v: bool(compiled.fullmatch(v)))})
+
+
+@dataclass(frozen=True)
+class BaseParams:
+    seed: int = integer(0, 2**32 - 1)
+
+
+@dataclass(frozen=True)
+class DownloadParams:
+    url: str = text(r"https?://[^\s/]+/\S*", "an http:// or https:// URL")
+    sha256: str = text(r"[0-9a-f]{64}", "64 lower-case hexadecimal characters")
+    timeout: float = number(above=0, at_most=3600)
+    retries: int = integer(0, 20)
+
+
+@dataclass(frozen=True)
+class PrepareParams:
+    num_words: int = integer(4, 1_000_000)
+    val_fraction: float = number(above=0, below=1)
+    limit: int = integer(0)
+
+
+@dataclass(frozen=True)
+class Params:
+    base: BaseParams
+    download: DownloadParams
+    prepare: PrepareParams
+
+
+def load(path: Path = PARAMS_FILE) -> Params:
+    """Read and validate the whole parameter file."""
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"{path}: not found; run from the project root, where params.yaml lives") from None
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise UserError(f"{path}: not valid YAML{where}: {getattr(error, 'problem', error)}") from None
+    return parse(raw, Params, str(path))
+
+
+def parse(data: Any, cls: type, source: str, prefix: str = "") -> Any:
+    """Build dataclass ``cls`` from ``data`` or raise one readable UserError."""
+    where = prefix.rstrip(".") or "the top level"
+    if not isinstance(data, dict):
+        raise UserError(f"{source}: {where} must be a mapping of keys to values, got {data!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for key in data:
+        if key not in fields:
+            raise UserError(
+                f"{source}: {prefix}{key} is not a known key; allowed keys here: {', '.join(fields)}"
+            )
+    values = {}
+    for name, spec in fields.items():
+        key = f"{prefix}{name}"
+        if name not in data:
+            described = spec.metadata["rule"].allowed if "rule" in spec.metadata else "a section"
+            raise UserError(f"{source}: {key} is missing: must be {described}")
+        values[name] = _value(data[name], spec, source, key)
+    return cls(**values)
+
+
+def _value(value: Any, spec: dataclasses.Field, source: str, key: str) -> Any:
+    if "rule" not in spec.metadata:  # a nested section
+        return parse(value, _resolve(spec.type), source, key + ".")
+    rule: Rule = spec.metadata["rule"]
+    converted = _convert(value, rule.kind)
+    if converted is None or not rule.ok(converted):
+        raise UserError(f"{source}: {key} = {value!r}: must be {rule.allowed}")
+    return converted
+
+
+def _convert(value: Any, kind: type) -> Any:
+    """Return ``value`` as ``kind``, or None when it is of another type."""
+    if isinstance(value, bool):  # bool is an int subclass: never let True pass as 1
+        return value if kind is bool else None
+    if kind is float:
+        if isinstance(value, int | float):
+            return float(value)
+        # PyYAML reads "1e-3" (no dot) as a string; accept numeric strings for floats only.
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                return None
+        return None
+    return value if isinstance(value, kind) else None
+
+
+def _resolve(annotation: Any) -> type:
+    return globals()[annotation] if isinstance(annotation, str) else annotation

@@ -1,0 +1,70 @@
+"""Shared fixtures: the small real-review archive, and a throwaway git copy of the project."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SMALL_ARCHIVE = ROOT / "tests" / "data" / "aclImdb_small.tar.gz"  # 40 real reviews per split/class
+SHARED_ARCHIVE = Path(
+    os.environ.get("IMDB_ARCHIVE") or ROOT.parent / "shared" / "data" / "imdb" / "aclImdb_v1_labelled.tar.gz"
+)
+# A few more than the archive layout needs: git identity for the throwaway repositories.
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "tests", "GIT_AUTHOR_EMAIL": "tests@example.invalid",
+    "GIT_COMMITTER_NAME": "tests", "GIT_COMMITTER_EMAIL": "tests@example.invalid",
+}
+
+
+def command_env(**extra: str) -> dict[str, str]:
+    """Environment for running the project's commands: this interpreter's bin first on PATH."""
+    env = {k: v for k, v in os.environ.items() if k not in ("IMDB_ARCHIVE", "MLFLOW_TRACKING_URI", "OPTUNA_STORAGE")}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env |= GIT_ENV | {"DVC_NO_ANALYTICS": "1", "PYTHONUNBUFFERED": "1"} | extra
+    return env
+
+
+def run(args: list[str], cwd: Path, check: bool = True, **env: str) -> subprocess.CompletedProcess:
+    result = subprocess.run(args, cwd=cwd, env=command_env(**env), capture_output=True, text=True)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{' '.join(args)} exited {result.returncode}\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def set_params(project: Path, **values) -> None:
+    """Set dotted keys in the project's params.yaml, e.g. set_params(p, **{"prepare.limit": 5})."""
+    path = project / "params.yaml"
+    params = yaml.safe_load(path.read_text())
+    for dotted, value in values.items():
+        *parents, last = dotted.split(".")
+        node = params
+        for key in parents:
+            node = node[key]
+        node[last] = value
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A git repository holding the project's current files (tracked and new, not ignored)."""
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+        cwd=ROOT, capture_output=True, text=True, check=True,
+    ).stdout.split("\0")
+    target = tmp_path / "project"
+    for name in filter(None, listed):
+        source = ROOT / name
+        if source.is_file():
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target / name)
+    run(["git", "init", "-q"], target)
+    run(["git", "add", "-A"], target)
+    run(["git", "commit", "-q", "-m", "project under test"], target)
+    return target

@@ -1,0 +1,77 @@
+"""params.yaml validation: one clear line per kind of mistake, exit code 2, nothing written."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipeline import config
+from pipeline.cli import UserError
+from tests.conftest import ROOT, run, set_params
+
+
+def write(tmp_path: Path, change) -> Path:
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    change(params)
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    return path
+
+
+def test_project_params_load_with_the_tutorial_defaults():
+    params = config.load(ROOT / "params.yaml")
+    assert params.prepare.num_words == 10000
+    assert params.prepare.val_fraction == 0.2
+    assert params.download.sha256.startswith("c40f74a1")
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda p: p["prepare"].update(val_fraction=1.5),
+         "params.yaml: prepare.val_fraction = 1.5: must be a number > 0 and < 1"),
+        (lambda p: p["prepare"].update(limit="ten"), "prepare.limit = 'ten': must be an integer >= 0"),
+        (lambda p: p["prepare"].update(num_words=True), "prepare.num_words = True: must be an integer >= 4"),
+        (lambda p: p["prepare"].update(num_words=2.5), "prepare.num_words = 2.5: must be an integer"),
+        (lambda p: p["prepare"].pop("limit"), "prepare.limit is missing: must be an integer >= 0"),
+        (lambda p: p["prepare"].update(vocab=5),
+         "prepare.vocab is not a known key; allowed keys here: num_words, val_fraction, limit"),
+        (lambda p: p.update(extra={}), "extra is not a known key"),
+        (lambda p: p.pop("download"), "download is missing: must be a section"),
+        (lambda p: p.update(base=[1]), "base must be a mapping"),
+        (lambda p: p["download"].update(url="ftp://x/y"), "download.url = 'ftp://x/y': must be an http"),
+        (lambda p: p["download"].update(sha256="abc"), "download.sha256 = 'abc': must be 64 lower-case"),
+        (lambda p: p["download"].update(timeout=float("nan")), "download.timeout = nan: must be a number > 0"),
+        (lambda p: p["base"].update(seed=-1), "base.seed = -1: must be an integer >= 0 and <= 4294967295"),
+    ],
+)
+def test_each_kind_of_mistake_names_key_value_and_what_is_allowed(tmp_path, change, message):
+    with pytest.raises(UserError) as raised:
+        config.load(write(tmp_path, change))
+    assert message in str(raised.value)
+    assert "\n" not in str(raised.value)
+
+
+def test_numeric_strings_are_accepted_for_floats_only(tmp_path):
+    # PyYAML reads 1e-1 (no dot) as a string; users write it that way.
+    path = write(tmp_path, lambda p: p["prepare"].update(val_fraction="1e-1"))
+    assert config.load(path).prepare.val_fraction == pytest.approx(0.1)
+
+
+def test_missing_and_malformed_files(tmp_path):
+    with pytest.raises(UserError, match="not found"):
+        config.load(tmp_path / "params.yaml")
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("prepare: [1, 2\n")
+    with pytest.raises(UserError, match="not valid YAML at line"):
+        config.load(broken)
+
+
+def test_stage_stops_with_exit_2_and_one_line_before_writing(project):
+    set_params(project, **{"prepare.val_fraction": 1.5})
+    result = run(["python", "-m", "pipeline.prepare"], project, check=False)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "error: params.yaml: prepare.val_fraction = 1.5: must be a number > 0 and < 1"
+    ]
+    assert not (project / "data" / "prepared").exists()
