@@ -16,9 +16,10 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import yaml
@@ -44,8 +45,11 @@ def integer(low: int | None = None, high: int | None = None) -> Any:
     return field(metadata={"rule": rule})
 
 
-def number(above: float | None = None, below: float | None = None, at_most: float | None = None) -> Any:
+def number(
+    above: float | None = None, below: float | None = None, at_most: float | None = None, at_least: float | None = None
+) -> Any:
     parts = [
+        f">= {at_least:g}" if at_least is not None else "",
         f"> {above:g}" if above is not None else "",
         f"< {below:g}" if below is not None else "",
         f"<= {at_most:g}" if at_most is not None else "",
@@ -55,6 +59,7 @@ def number(above: float | None = None, below: float | None = None, at_most: floa
     def ok(v: float) -> bool:
         return (
             math.isfinite(v)
+            and (at_least is None or v >= at_least)
             and (above is None or v > above)
             and (below is None or v < below)
             and (at_most is None or v <= at_most)
@@ -68,9 +73,23 @@ def text(pattern: str, allowed: str) -> Any:
     return field(metadata={"rule": Rule(str, allowed, lambda v: bool(compiled.fullmatch(v)))})
 
 
+def choice(*options: str) -> Any:
+    return field(metadata={"rule": Rule(str, "one of " + ", ".join(options), lambda v: v in options)})
+
+
+def flag() -> Any:
+    return field(metadata={"rule": Rule(bool, "true or false")})
+
+
+def mapping(of: type, key_pattern: str, key_allowed: str) -> Any:
+    """A section of user-named entries (e.g. experiments), each parsed as ``of``."""
+    return field(metadata={"mapping": (of, re.compile(key_pattern), key_allowed)})
+
+
 @dataclass(frozen=True)
 class BaseParams:
     seed: int = integer(0, 2**32 - 1)
+    deterministic: bool = flag()
 
 
 @dataclass(frozen=True)
@@ -89,10 +108,36 @@ class PrepareParams:
 
 
 @dataclass(frozen=True)
+class ExperimentParams:
+    # The architecture name is checked against pipeline.models.ARCHITECTURES by the
+    # train stage, so that loading params never imports Keras.
+    architecture: str = text(r"[a-z][a-z0-9_]*", "an architecture name such as lstm")
+    maxlen: int = integer(1, 100_000)
+    units: int = integer(1, 4096)
+    embedding_dim: int = integer(1, 4096)
+    dropout: float = number(at_least=0, below=1)
+    epochs: int = integer(1, 1000)
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    batch_size: int = integer(1, 65536)
+    optimizer: str = choice("rmsprop", "adam", "sgd")
+    learning_rate: float = number(above=0, at_most=10)
+    padding: str = choice("pre", "post")
+    truncating: str = choice("pre", "post")
+    bucketing: bool = flag()
+    experiments: Mapping[str, ExperimentParams] = mapping(
+        ExperimentParams, r"[A-Za-z0-9_-]{1,64}", "letters, digits, _ and -, at most 64 characters"
+    )
+
+
+@dataclass(frozen=True)
 class Params:
     base: BaseParams
     download: DownloadParams
     prepare: PrepareParams
+    train: TrainParams
 
 
 def load(path: Path = PARAMS_FILE) -> Params:
@@ -124,12 +169,16 @@ def parse(data: Any, cls: type, source: str, prefix: str = "") -> Any:
         key = f"{prefix}{name}"
         if name not in data:
             described = spec.metadata["rule"].allowed if "rule" in spec.metadata else "a section"
+            if "mapping" in spec.metadata:
+                described = "a section of named entries"
             raise UserError(f"{source}: {key} is missing: must be {described}")
         values[name] = _value(data[name], spec, source, key)
     return cls(**values)
 
 
 def _value(value: Any, spec: dataclasses.Field, source: str, key: str) -> Any:
+    if "mapping" in spec.metadata:
+        return _mapping(value, *spec.metadata["mapping"], source, key)
     if "rule" not in spec.metadata:  # a nested section
         return parse(value, _resolve(spec.type), source, key + ".")
     rule: Rule = spec.metadata["rule"]
@@ -137,6 +186,17 @@ def _value(value: Any, spec: dataclasses.Field, source: str, key: str) -> Any:
     if converted is None or not rule.ok(converted):
         raise UserError(f"{source}: {key} = {value!r}: must be {rule.allowed}")
     return converted
+
+
+def _mapping(value: Any, of: type, key_pattern: re.Pattern, key_allowed: str, source: str, key: str) -> dict:
+    if not isinstance(value, dict) or not value:
+        raise UserError(f"{source}: {key} must map at least one name to its settings, got {value!r}")
+    entries = {}
+    for name, settings in value.items():
+        if not isinstance(name, str) or not key_pattern.fullmatch(name):
+            raise UserError(f"{source}: {key}.{name} is not a usable name: use {key_allowed}")
+        entries[name] = parse(settings, of, source, f"{key}.{name}.")
+    return MappingProxyType(entries)  # read-only, like the frozen dataclasses
 
 
 def _convert(value: Any, kind: type) -> Any:

@@ -1,0 +1,89 @@
+"""The architectures compared, one small builder each, as in the tutorial.
+
+Every builder starts with ``Embedding(num_words, embedding_dim)`` and ends in
+one sigmoid unit (binary cross-entropy). Builders take keyword arguments so
+the train and tune stages call them the same way. A new architecture is one
+function plus one entry in ``ARCHITECTURES``.
+
+Recurrent models take sequences of any length (``shape=(None,)``), so
+length-bucketed batches can be shorter than maxlen; the dense baseline
+flattens the embedding and needs exactly ``maxlen`` steps. Recurrent layers
+keep Keras' default activations and ``recurrent_dropout=0`` so TensorFlow can
+use its fused cuDNN kernels on a GPU; ``dropout`` applies to their inputs.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+OPTIMIZERS = ("rmsprop", "adam", "sgd")
+
+
+def dense(*, num_words: int, maxlen: int, embedding_dim: int, dropout: float = 0.0, **_) -> keras.Model:
+    """The fully connected baseline: Embedding, Flatten, Dense(1, sigmoid). ``units`` is unused."""
+    return keras.Sequential(
+        [
+            keras.Input(shape=(maxlen,), dtype="int32"),
+            layers.Embedding(num_words, embedding_dim),
+            layers.Flatten(),
+            layers.Dropout(dropout),
+            layers.Dense(1, activation="sigmoid"),
+        ],
+        name="dense",
+    )
+
+
+def simplernn(*, num_words: int, embedding_dim: int, units: int, dropout: float = 0.0, **_) -> keras.Model:
+    return keras.Sequential(
+        [
+            keras.Input(shape=(None,), dtype="int32"),
+            layers.Embedding(num_words, embedding_dim),
+            layers.SimpleRNN(units, dropout=dropout),
+            layers.Dense(32, activation="relu"),
+            layers.Dense(1, activation="sigmoid"),
+        ],
+        name="simplernn",
+    )
+
+
+def lstm(*, num_words: int, embedding_dim: int, units: int, dropout: float = 0.0, **_) -> keras.Model:
+    return keras.Sequential(
+        [
+            keras.Input(shape=(None,), dtype="int32"),
+            layers.Embedding(num_words, embedding_dim),
+            layers.LSTM(units, dropout=dropout),
+            layers.Dense(1, activation="sigmoid"),
+        ],
+        name="lstm",
+    )
+
+
+def gru(*, num_words: int, embedding_dim: int, units: int, dropout: float = 0.0, **_) -> keras.Model:
+    # The tutorial ends its GRU with Dense(1) and no activation while training with
+    # binary cross-entropy, which expects probabilities: a bug. We use a sigmoid.
+    return keras.Sequential(
+        [
+            keras.Input(shape=(None,), dtype="int32"),
+            layers.Embedding(num_words, embedding_dim),
+            layers.GRU(units, dropout=dropout),
+            layers.Dense(1, activation="sigmoid"),
+        ],
+        name="gru",
+    )
+
+
+ARCHITECTURES = {"dense": dense, "simplernn": simplernn, "lstm": lstm, "gru": gru}
+# Architectures whose layers accept batches shorter than maxlen (length bucketing).
+VARIABLE_LENGTH = frozenset({"simplernn", "lstm", "gru"})
+
+
+def build(architecture: str, *, optimizer: str, learning_rate: float, **hyperparameters) -> keras.Model:
+    """Build and compile one model: binary cross-entropy, accuracy, as in the tutorial."""
+    model = ARCHITECTURES[architecture](**hyperparameters)
+    model.compile(
+        optimizer=keras.optimizers.get({"class_name": optimizer, "config": {"learning_rate": learning_rate}}),
+        loss="binary_crossentropy",
+        metrics=["accuracy"],
+    )
+    return model

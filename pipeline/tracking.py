@@ -1,0 +1,119 @@
+"""MLflow: where runs go, what every run is tagged with, how a model is logged.
+
+Runs go to ``sqlite:///<project root>/mlflow.db`` (artifacts under
+``<project root>/mlruns/``) unless ``MLFLOW_TRACKING_URI`` names another
+store; the experiment is ``imdb-sentiment``. ``mlflow ui`` started in the
+project root with no flags shows them.
+
+``dvc exp run --temp`` and ``--queue`` run stages in a copy of the repository
+under ``<project root>/.dvc/tmp/exps/``; :func:`project_root` sees through
+that copy, so those runs land in the workspace's store instead of a database
+that DVC deletes afterwards.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import subprocess
+import tempfile
+from pathlib import Path
+
+import keras
+import mlflow
+import numpy as np
+from mlflow.models import infer_signature
+
+EXPERIMENT = "imdb-sentiment"
+DATABASE = "mlflow.db"
+ARTIFACTS = "mlruns"
+
+
+def project_root(directory: Path) -> Path:
+    """The workspace whose mlflow.db should receive runs made in ``directory``."""
+    parts = directory.resolve().parts
+    for i in range(len(parts) - 3):
+        if parts[i : i + 3] == (".dvc", "tmp", "exps"):
+            return Path(*parts[:i])
+    return directory.resolve()
+
+
+def start(root: Path, tracking_uri: str | None) -> str:
+    """Point MLflow at the store and experiment; return the tracking URI in use."""
+    uri = tracking_uri or f"sqlite:///{root / DATABASE}"
+    mlflow.set_tracking_uri(uri)
+    if mlflow.get_experiment_by_name(EXPERIMENT) is None:
+        # With our own SQLite store, fix the artifact folder in the project root: the
+        # default (./mlruns of the current directory) would be inside a DVC temp copy.
+        location = None if tracking_uri else (root / ARTIFACTS / EXPERIMENT).as_uri()
+        try:
+            mlflow.create_experiment(EXPERIMENT, artifact_location=location)
+        except mlflow.exceptions.MlflowException:
+            pass  # created meanwhile by a parallel stage
+    mlflow.set_experiment(EXPERIMENT)
+    return uri
+
+
+def git_state(root: Path) -> tuple[str, bool]:
+    """(commit, dirty) of the repository at ``root``; ("unknown", True) outside git."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True)
+        status = subprocess.run(["git", "status", "--porcelain"], cwd=root, capture_output=True, text=True, check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown", True
+    return commit.stdout.strip(), bool(status.stdout.strip())
+
+
+def data_hash(prepared_dir: Path) -> str:
+    """SHA-256 over the prepared files (names and bytes): which data a run saw."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in prepared_dir.rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(prepared_dir)).encode() + b"\0")
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def run_tags(*, commit: str, dirty: bool, stage: str | None, exp_name: str | None, data: str, seed: int) -> dict:
+    import tensorflow as tf
+
+    tags = {
+        "git.commit": commit,
+        "git.dirty": str(dirty).lower(),
+        "data.sha256": data,
+        "seed": str(seed),
+        "version.tensorflow": tf.__version__,
+        "version.keras": keras.__version__,
+        "version.mlflow": mlflow.__version__,
+        "version.python": platform.python_version(),
+    }
+    if stage:
+        tags["dvc.stage"] = stage
+    if exp_name:
+        tags["dvc.exp_name"] = exp_name
+    return tags
+
+
+def log_model(model: keras.Model, example: np.ndarray) -> str:
+    """Log ``model`` with MLflow's Keras flavor and a signature; return its model URI.
+
+    The input example is logged beside it as ``input_example.json``:
+    ``mlflow.keras.log_model(..., input_example=...)`` fails on MLflow 3.17.2 with
+    Keras 3.15 (it writes the example before creating the model folder).
+    """
+    prediction = model.predict(example, verbose=0)
+    info = mlflow.keras.log_model(model, name="model", signature=infer_signature(example, prediction))
+    mlflow.log_dict({"inputs": example.tolist(), "predictions": prediction.tolist()}, "input_example.json")
+    return info.model_uri
+
+
+def log_text_artifacts(files: dict[str, str]) -> None:
+    """Log small text files (model summary, etc.) by name."""
+    with tempfile.TemporaryDirectory() as folder:
+        for name, content in files.items():
+            (Path(folder) / name).write_text(content, encoding="utf-8")
+            mlflow.log_artifact(str(Path(folder) / name))
+
+
+def dumps(metrics: dict) -> str:
+    return json.dumps(metrics, indent=2, sort_keys=True) + "\n"

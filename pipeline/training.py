@@ -1,0 +1,164 @@
+"""Fitting one model: the code the train stage and every tuning trial share.
+
+One Keras callback, :class:`EpochLogger`, is the single logging path: after
+each epoch it appends a row to the history (the DVC plots file), logs the
+same values to the active MLflow run, and hands the row to an optional hook
+(the tuner's pruner). Metric names are the project's: ``train/accuracy``,
+``train/loss``, ``val/accuracy``, ``val/loss``, ``epoch/seconds``.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+
+import keras
+import mlflow
+import numpy as np
+
+from pipeline.data import Sequences, pad
+
+HISTORY_COLUMNS = ("epoch", "train/accuracy", "train/loss", "val/accuracy", "val/loss", "epoch/seconds")
+BUCKET_STEP = 8  # bucketed batches are padded to a multiple of this many steps: fewer distinct shapes
+BUCKET_POOL = 50  # batches per pool that are formed from length-sorted reviews
+
+
+class EpochLogger(keras.callbacks.Callback):
+    """Per epoch: a history row, MLflow metrics (step = epoch, from 1), and ``on_epoch(row)``."""
+
+    def __init__(self, on_epoch: Callable[[dict], None] | None = None):
+        super().__init__()
+        self.rows: list[dict] = []
+        self.on_epoch = on_epoch
+        self._started = 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        row = {
+            "epoch": epoch + 1,
+            "train/accuracy": float(logs["accuracy"]),
+            "train/loss": float(logs["loss"]),
+            "val/accuracy": float(logs["val_accuracy"]),
+            "val/loss": float(logs["val_loss"]),
+            "epoch/seconds": round(time.perf_counter() - self._started, 3),
+        }
+        self.rows.append(row)
+        if mlflow.active_run() is not None:
+            mlflow.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=row["epoch"])
+        if self.on_epoch is not None:
+            self.on_epoch(row)
+
+
+class BucketedBatches:
+    """Batches of reviews of similar length, each padded only to its longest member.
+
+    The full ``(n, maxlen)`` array is built once with the run's padding and
+    truncating modes; a batch is a column slice of it (the last ``width``
+    columns for pre-padding, the first for post-padding), so every review keeps
+    exactly the tokens it has in the unbucketed run, with fewer padding steps.
+    Each pass (epoch) shuffles the reviews, sorts them by length within pools of
+    ``BUCKET_POOL`` batches, cuts batches and shuffles the batches; without
+    ``shuffle`` (validation) the order is fixed, by length.
+    """
+
+    def __init__(self, sequences: Sequences, maxlen: int, batch_size: int, padding: str, truncating: str,
+                 shuffle: bool, seed: int):
+        self.x = pad(sequences, maxlen, padding, truncating)
+        self.y = sequences.labels.astype(np.int32)
+        self.lengths = np.minimum(sequences.lengths, maxlen)
+        self.maxlen, self.batch_size, self.padding, self.shuffle = maxlen, batch_size, padding, shuffle
+        self.rng = np.random.default_rng(seed)
+
+    def plan(self) -> list[np.ndarray]:
+        """Row indices of each batch, for one pass."""
+        if not self.shuffle:
+            order = np.argsort(self.lengths, kind="stable")
+            return [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+        order = self.rng.permutation(len(self.y))
+        pool = self.batch_size * BUCKET_POOL
+        batches = []
+        for start in range(0, len(order), pool):
+            chunk = order[start : start + pool]
+            chunk = chunk[np.argsort(self.lengths[chunk], kind="stable")]
+            batches += [chunk[i : i + self.batch_size] for i in range(0, len(chunk), self.batch_size)]
+        return [batches[i] for i in self.rng.permutation(len(batches))]
+
+    def batch(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        width = min(self.maxlen, -(-int(self.lengths[rows].max()) // BUCKET_STEP) * BUCKET_STEP)
+        columns = slice(self.maxlen - width, None) if self.padding == "pre" else slice(0, width)
+        return self.x[rows, columns], self.y[rows]
+
+    def __iter__(self):
+        for rows in self.plan():
+            yield self.batch(rows)
+
+    def dataset(self):
+        """A tf.data pipeline with a variable time axis: one traced graph serves every width."""
+        import tensorflow as tf
+
+        signature = (tf.TensorSpec((None, None), tf.int32), tf.TensorSpec((None,), tf.int32))
+        return tf.data.Dataset.from_generator(self.__iter__, output_signature=signature).prefetch(2)
+
+
+def fit(
+    model: keras.Model,
+    train: Sequences,
+    val: Sequences,
+    *,
+    maxlen: int,
+    epochs: int,
+    batch_size: int,
+    padding: str,
+    truncating: str,
+    bucketing: bool,
+    seed: int,
+    on_epoch: Callable[[dict], None] | None = None,
+) -> list[dict]:
+    """Train ``model`` on ``train``, validating on ``val`` after every epoch; return the history rows."""
+    logger = EpochLogger(on_epoch)
+    verbose = 1 if sys.stdout.isatty() else 2  # a live bar in a terminal, one line per epoch in logs
+    if bucketing:
+        training = BucketedBatches(train, maxlen, batch_size, padding, truncating, shuffle=True, seed=seed)
+        validation = BucketedBatches(val, maxlen, batch_size, padding, truncating, shuffle=False, seed=seed)
+        model.fit(training.dataset(), validation_data=validation.dataset(), epochs=epochs, callbacks=[logger],
+                  verbose=verbose)
+    else:
+        x_train, x_val = (pad(s, maxlen, padding, truncating) for s in (train, val))
+        model.fit(
+            x_train, train.labels.astype(np.int32), validation_data=(x_val, val.labels.astype(np.int32)),
+            epochs=epochs, batch_size=batch_size, shuffle=True, callbacks=[logger], verbose=verbose,
+        )
+    return logger.rows
+
+
+def seed_everything(seed: int, deterministic: bool) -> None:
+    """Seed Python, NumPy and TensorFlow; optionally make TensorFlow ops deterministic."""
+    keras.utils.set_random_seed(seed)
+    if deterministic:
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
+
+
+def summarize(rows: list[dict], parameters: int) -> dict:
+    """The metrics file of one training run, in the project's metric names."""
+    best = max(rows, key=lambda r: r["val/accuracy"])  # first epoch with the highest value
+    seconds = [r["epoch/seconds"] for r in rows]
+    return {
+        "train/accuracy": rows[-1]["train/accuracy"],
+        "train/loss": rows[-1]["train/loss"],
+        "val/accuracy": rows[-1]["val/accuracy"],
+        "val/loss": rows[-1]["val/loss"],
+        "best/val/accuracy": best["val/accuracy"],
+        "best/val/loss": min(r["val/loss"] for r in rows),
+        "best/epoch": best["epoch"],
+        "epochs": len(rows),
+        # The first epoch includes graph tracing; the median is the steady-state cost.
+        "epoch/seconds": float(np.median(seconds)),
+        "total/seconds": round(sum(seconds), 3),
+        "parameters": parameters,
+    }

@@ -1,0 +1,75 @@
+"""Each architecture builds, trains an epoch through the shared fit(), and reloads exactly."""
+
+import keras
+import numpy as np
+import pytest
+
+from pipeline.data import Sequences, pad
+from pipeline.models import ARCHITECTURES, build
+from pipeline.training import BucketedBatches, EpochLogger, fit, seed_everything, summarize
+
+
+def tiny_split(n: int, seed: int) -> Sequences:
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 2, n)
+    # Positive reviews use the upper half of the vocabulary: learnable in a few steps.
+    lists = [[1, *rng.integers(50 if y else 3, 100 if y else 50, rng.integers(3, 40))] for y in labels]
+    return Sequences.from_lists(lists, labels, np.where(labels == 1, 8, 2))
+
+
+@pytest.mark.parametrize("architecture", sorted(ARCHITECTURES))
+@pytest.mark.parametrize("bucketing", [False, True])
+def test_builds_trains_one_epoch_and_reloads_exactly(tmp_path, architecture, bucketing):
+    seed_everything(1, deterministic=False)
+    model = build(architecture, optimizer="rmsprop", learning_rate=1e-3, num_words=100, maxlen=30,
+                  embedding_dim=8, units=4, dropout=0.1)
+    assert isinstance(model.layers[0], keras.layers.Embedding)
+    assert model.layers[-1].activation.__name__ == "sigmoid"
+    train, val = tiny_split(64, 0), tiny_split(16, 1)
+    use_buckets = bucketing and architecture != "dense"
+    rows = fit(model, train, val, maxlen=30, epochs=1, batch_size=16, padding="pre", truncating="pre",
+               bucketing=use_buckets, seed=1)
+    assert [r["epoch"] for r in rows] == [1] and 0 <= rows[0]["val/accuracy"] <= 1
+    path = tmp_path / f"{architecture}.keras"
+    model.save(path)
+    x = pad(val, 30)
+    np.testing.assert_array_equal(keras.models.load_model(path).predict(x, verbose=0), model.predict(x, verbose=0))
+
+
+def test_epoch_logger_hands_rows_to_the_hook_and_summary_picks_the_best_epoch():
+    seen = []
+    model = build("dense", optimizer="adam", learning_rate=1e-2, num_words=100, maxlen=30, embedding_dim=4)
+    rows = fit(model, tiny_split(64, 0), tiny_split(16, 1), maxlen=30, epochs=3, batch_size=16, padding="post",
+               truncating="post", bucketing=False, seed=0, on_epoch=seen.append)
+    assert seen == rows and len(rows) == 3
+    assert set(rows[0]) == {"epoch", "train/accuracy", "train/loss", "val/accuracy", "val/loss", "epoch/seconds"}
+    summary = summarize(rows, model.count_params())
+    assert summary["best/val/accuracy"] == max(r["val/accuracy"] for r in rows)
+    assert rows[summary["best/epoch"] - 1]["val/accuracy"] == summary["best/val/accuracy"]
+    assert summary["parameters"] == 100 * 4 + 30 * 4 + 1
+    assert isinstance(EpochLogger(), keras.callbacks.Callback)
+
+
+@pytest.mark.parametrize("padding", ["pre", "post"])
+def test_bucketed_batches_cover_every_review_once_with_its_padded_tokens(padding):
+    sequences = tiny_split(100, 3)
+    full = pad(sequences, 25, padding, "pre")
+    batches = BucketedBatches(sequences, 25, 8, padding, "pre", shuffle=True, seed=0)
+    plans = []
+    for _ in range(2):  # two passes: a new plan each time
+        seen = []
+        plans.append(batches.plan())
+        for rows in plans[-1]:
+            x, y = batches.batch(rows)
+            assert x.shape[1] % 8 == 0 or x.shape[1] == 25
+            assert x.shape[1] >= min(25, sequences.lengths[rows].max())
+            expected = full[rows, 25 - x.shape[1]:] if padding == "pre" else full[rows, : x.shape[1]]
+            np.testing.assert_array_equal(x, expected)
+            # Nothing but padding was cut off.
+            assert (np.count_nonzero(x, axis=1) == np.count_nonzero(full[rows], axis=1)).all()
+            np.testing.assert_array_equal(y, sequences.labels[rows])
+            seen += list(rows)
+        assert sorted(seen) == list(range(100))
+    assert not all(np.array_equal(a, b) for a, b in zip(*plans, strict=True))
+    widths = [x.shape[1] for x, _ in batches]
+    assert min(widths) < 25  # short batches really are shorter

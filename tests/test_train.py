@@ -1,0 +1,165 @@
+"""The train stage end to end: real DVC in a git repository, a real MLflow SQLite store, a real `mlflow ui`."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import mlflow
+import pytest
+
+from tests.conftest import SMALL_ARCHIVE, command_env, run, set_params
+
+EXPERIMENTS = ["dense", "simplernn", "lstm", "gru", "lstm_maxlen500"]
+
+
+def shrink(project: Path, epochs: int = 1, **extra) -> None:
+    """Small data, one epoch: the real pipeline, shrunk."""
+    values = {"prepare.limit": 20, "prepare.num_words": 300, **extra}
+    for name in EXPERIMENTS:
+        values[f"train.experiments.{name}.epochs"] = epochs
+        values[f"train.experiments.{name}.maxlen"] = 60 if name != "lstm_maxlen500" else 120
+    set_params(project, **values)
+
+
+def client(project: Path) -> mlflow.MlflowClient:
+    return mlflow.MlflowClient(tracking_uri=f"sqlite:///{project / 'mlflow.db'}")
+
+
+def runs_by_name(project: Path) -> dict:
+    c = client(project)
+    experiment = c.get_experiment_by_name("imdb-sentiment")
+    return {r.info.run_name: r for r in c.search_runs([experiment.experiment_id], order_by=["start_time ASC"])}
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def prepared(project: Path) -> Path:
+    shrink(project)
+    run(["git", "commit", "-qam", "small params"], project)
+    run(["dvc", "repro", "prepare"], project, IMDB_ARCHIVE=str(SMALL_ARCHIVE))
+    return project
+
+
+def test_dvc_repro_trains_every_experiment_and_mlflow_records_it(prepared: Path):
+    project = prepared
+    result = run(["dvc", "repro"], project, IMDB_ARCHIVE=str(SMALL_ARCHIVE))
+    for name in EXPERIMENTS:
+        assert f"Running stage 'train@{name}'" in result.stdout
+        assert (project / f"models/{name}.keras").is_file()
+        metrics = json.loads((project / f"metrics/train/{name}.json").read_text())
+        assert {"val/accuracy", "best/val/accuracy", "best/epoch", "epoch/seconds", "total/seconds",
+                "parameters"} <= set(metrics)
+        history = (project / f"plots/train/{name}.csv").read_text().splitlines()
+        assert history[0] == "epoch,train/accuracy,train/loss,val/accuracy,val/loss,epoch/seconds"
+        assert len(history) == 2
+
+    shown = run(["dvc", "metrics", "show", "--json"], project).stdout
+    assert "metrics/train/lstm.json" in shown and "best/val/accuracy" in shown
+    plots = run(["dvc", "plots", "show", "-o", str(project / "dvc_plots")], project)
+    assert "failed" not in (plots.stdout + plots.stderr).lower()
+    assert "lstm_maxlen500 accuracy" in (project / "dvc_plots/index.html").read_text()
+
+    runs = runs_by_name(project)
+    assert sorted(runs) == sorted(EXPERIMENTS)
+    lstm = runs["lstm"]
+    assert lstm.info.status == "FINISHED"
+    assert lstm.data.params | {"architecture": "lstm", "units": "32", "maxlen": "60", "batch_size": "128",
+                               "optimizer": "rmsprop", "num_words": "300", "seed": "42"} == lstm.data.params
+    assert lstm.data.tags["dvc.stage"] == "train@lstm"
+    assert len(lstm.data.tags["git.commit"]) == 40 and lstm.data.tags["git.dirty"] in ("true", "false")
+    assert len(lstm.data.tags["data.sha256"]) == 64
+    assert {"version.tensorflow", "version.keras", "version.mlflow", "seed"} <= set(lstm.data.tags)
+    c = client(project)
+    for metric in ("train/accuracy", "train/loss", "val/accuracy", "val/loss", "epoch/seconds"):
+        assert [m.step for m in c.get_metric_history(lstm.info.run_id, metric)] == [1]
+    artifacts = {a.path for a in c.list_artifacts(lstm.info.run_id)}
+    assert {"lstm.csv", "learning_curves.png", "model_summary.txt", "input_example.json"} <= artifacts
+    model = mlflow.MlflowClient(c.tracking_uri).search_logged_models([lstm.info.experiment_id])
+    assert len(model) == 5 and all(m.source_run_id in {r.info.run_id for r in runs.values()} for m in model)
+    # Artifacts live in the project root, not in git or DVC.
+    assert (project / "mlruns").is_dir()
+    status = run(["git", "status", "--porcelain", "--ignored"], project).stdout
+    assert "!! mlflow.db" in status and "!! mlruns/" in status
+
+    # A real `mlflow ui` started in the project root with no flags but a free port lists the runs.
+    port = free_port()
+    server = subprocess.Popen(["mlflow", "ui", "--port", str(port)], cwd=project, env=command_env(),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        body = json.dumps({"experiment_ids": [lstm.info.experiment_id], "max_results": 100}).encode()
+        for _ in range(120):
+            try:
+                request = urllib.request.Request(f"http://127.0.0.1:{port}/api/2.0/mlflow/runs/search", body,
+                                                 {"Content-Type": "application/json"})
+                listed = json.load(urllib.request.urlopen(request, timeout=5))
+                break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            pytest.fail("mlflow ui did not answer on 127.0.0.1")
+        assert sorted(r["info"]["run_name"] for r in listed["runs"]) == sorted(EXPERIMENTS)
+        artifact = urllib.request.urlopen(
+            f"http://127.0.0.1:{port}/get-artifact?path=learning_curves.png&run_uuid={lstm.info.run_id}", timeout=10)
+        assert artifact.read(8) == b"\x89PNG\r\n\x1a\n"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+    # Changing lstm's units retrains lstm alone; a run in a temporary copy lands in this store.
+    run(["git", "add", "-A"], project)
+    run(["git", "commit", "-qm", "trained"], project)
+    result = run(["dvc", "exp", "run", "--temp", "-S", "train.experiments.lstm.units=4"], project)
+    assert "Running stage 'train@lstm'" in result.stdout
+    assert "Running stage 'train@gru'" not in result.stdout
+    newest = runs_by_name(project)["lstm"]
+    assert newest.data.params["units"] == "4" and newest.data.tags["dvc.exp_name"]
+    assert ".dvc/tmp/exps" not in newest.info.artifact_uri
+    shown = run(["dvc", "exp", "show", "--csv"], project).stdout
+    assert "best/val/accuracy" in shown
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"train.experiments.lstm.architecture": "transformer"},
+         "train.experiments.lstm.architecture = 'transformer': must be one of dense, simplernn, lstm, gru"),
+        ({"train.experiments.lstm.maxlen": 50000}, "train.experiments.lstm.maxlen = 50000: must be <= "),
+        ({"train.batch_size": 0}, "params.yaml: train.batch_size = 0: must be an integer >= 1"),
+        ({"train.optimizer": "adagrad"}, "train.optimizer = 'adagrad': must be one of rmsprop, adam, sgd"),
+        ({"train.experiments.lstm.dropout": 1.0}, "train.experiments.lstm.dropout = 1.0: must be a number >= 0"),
+        ({"train.bucketing": "yes"}, "train.bucketing = 'yes': must be true or false"),
+    ],
+)
+def test_bad_settings_stop_before_training(prepared: Path, change, message):
+    set_params(prepared, **change)
+    result = run(["python", "-m", "pipeline.train", "--experiment", "lstm"], prepared, check=False)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("error: ")
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert not (prepared / "mlflow.db").exists() and not (prepared / "models").exists()
+
+
+def test_unknown_experiment_names_the_known_ones(prepared: Path):
+    result = run(["python", "-m", "pipeline.train", "--experiment", "lstm2"], prepared, check=False)
+    assert result.returncode == 2
+    assert "train.experiments has no 'lstm2'; defined: dense, simplernn, lstm, gru, lstm_maxlen500" in result.stderr
+
+
+def test_same_seed_with_determinism_gives_identical_metrics(prepared: Path):
+    set_params(prepared, **{"base.deterministic": True, "train.experiments.gru.epochs": 2})
+    results = []
+    for _ in range(2):
+        run(["python", "-m", "pipeline.train", "--experiment", "gru"], prepared)
+        metrics = json.loads((prepared / "metrics/train/gru.json").read_text())
+        results.append({k: v for k, v in metrics.items() if "seconds" not in k})
+    assert results[0] == results[1]
