@@ -5,9 +5,10 @@ one sigmoid unit (binary cross-entropy). Builders take keyword arguments so
 the train and tune stages call them the same way. A new architecture is one
 function plus one entry in ``ARCHITECTURES``.
 
-Recurrent models take sequences of any length (``shape=(None,)``), so
-length-bucketed batches can be shorter than maxlen; the dense baseline
-flattens the embedding and needs exactly ``maxlen`` steps. Recurrent layers
+``maxlen`` fixes the input length, as the tutorial's models have it once
+built. ``maxlen=None`` builds a recurrent model for sequences of any length,
+for length-bucketed batches; the dense baseline flattens the embedding and
+always needs a fixed ``maxlen``. Recurrent layers
 keep Keras' default activations and ``recurrent_dropout=0`` so TensorFlow can
 use its fused cuDNN kernels on a GPU; ``dropout`` applies to their inputs.
 """
@@ -20,8 +21,10 @@ from keras import layers
 OPTIMIZERS = ("rmsprop", "adam", "sgd")
 
 
-def dense(*, num_words: int, maxlen: int, embedding_dim: int, dropout: float = 0.0, **_) -> keras.Model:
+def dense(*, num_words: int, maxlen: int | None, embedding_dim: int, dropout: float = 0.0, **_) -> keras.Model:
     """The fully connected baseline: Embedding, Flatten, Dense(1, sigmoid). ``units`` is unused."""
+    if maxlen is None:
+        raise ValueError("the dense baseline flattens the embedding: it needs a fixed maxlen")
     return keras.Sequential(
         [
             keras.Input(shape=(maxlen,), dtype="int32"),
@@ -34,10 +37,11 @@ def dense(*, num_words: int, maxlen: int, embedding_dim: int, dropout: float = 0
     )
 
 
-def simplernn(*, num_words: int, embedding_dim: int, units: int, dropout: float = 0.0, **_) -> keras.Model:
+def simplernn(*, num_words: int, maxlen: int | None, embedding_dim: int, units: int, dropout: float = 0.0,
+              **_) -> keras.Model:
     return keras.Sequential(
         [
-            keras.Input(shape=(None,), dtype="int32"),
+            keras.Input(shape=(maxlen,), dtype="int32"),
             layers.Embedding(num_words, embedding_dim),
             layers.SimpleRNN(units, dropout=dropout),
             layers.Dense(32, activation="relu"),
@@ -47,10 +51,11 @@ def simplernn(*, num_words: int, embedding_dim: int, units: int, dropout: float 
     )
 
 
-def lstm(*, num_words: int, embedding_dim: int, units: int, dropout: float = 0.0, **_) -> keras.Model:
+def lstm(*, num_words: int, maxlen: int | None, embedding_dim: int, units: int, dropout: float = 0.0,
+         **_) -> keras.Model:
     return keras.Sequential(
         [
-            keras.Input(shape=(None,), dtype="int32"),
+            keras.Input(shape=(maxlen,), dtype="int32"),
             layers.Embedding(num_words, embedding_dim),
             layers.LSTM(units, dropout=dropout),
             layers.Dense(1, activation="sigmoid"),
@@ -59,12 +64,13 @@ def lstm(*, num_words: int, embedding_dim: int, units: int, dropout: float = 0.0
     )
 
 
-def gru(*, num_words: int, embedding_dim: int, units: int, dropout: float = 0.0, **_) -> keras.Model:
+def gru(*, num_words: int, maxlen: int | None, embedding_dim: int, units: int, dropout: float = 0.0,
+        **_) -> keras.Model:
     # The tutorial ends its GRU with Dense(1) and no activation while training with
     # binary cross-entropy, which expects probabilities: a bug. We use a sigmoid.
     return keras.Sequential(
         [
-            keras.Input(shape=(None,), dtype="int32"),
+            keras.Input(shape=(maxlen,), dtype="int32"),
             layers.Embedding(num_words, embedding_dim),
             layers.GRU(units, dropout=dropout),
             layers.Dense(1, activation="sigmoid"),

@@ -129,7 +129,9 @@ def main() -> None:
         mlflow.log_params(settings)
         model = build(
             experiment.architecture, optimizer=params.train.optimizer, learning_rate=params.train.learning_rate,
-            num_words=params.prepare.num_words, maxlen=experiment.maxlen, embedding_dim=experiment.embedding_dim,
+            num_words=params.prepare.num_words, embedding_dim=experiment.embedding_dim,
+            # Bucketed batches vary in length: the model then takes any length.
+            maxlen=None if settings["bucketing"] else experiment.maxlen,
             units=experiment.units, dropout=experiment.dropout,
         )
         rows = fit(
