@@ -46,7 +46,8 @@ def main():
         keras.backend.clear_session()
         seed_everything(0, deterministic=False)
         model = build(experiment.architecture, optimizer="rmsprop", learning_rate=1e-3, num_words=10000,
-                      maxlen=None if bucketing else experiment.maxlen, embedding_dim=experiment.embedding_dim, units=experiment.units)
+                      maxlen=None if bucketing else experiment.maxlen, embedding_dim=experiment.embedding_dim,
+                      units=experiment.units)
         rows = fit(model, train, val, maxlen=experiment.maxlen, epochs=experiment.epochs, batch_size=128,
                    padding="pre", truncating="pre", bucketing=bucketing, seed=0)
         _, accuracy = model.evaluate(x_test, y_test, batch_size=512, verbose=0)

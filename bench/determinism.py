@@ -8,7 +8,6 @@ seconds per epoch (first epoch left out) and the ratio on/off.
 """
 
 import json
-import os
 import statistics
 import subprocess
 import sys
