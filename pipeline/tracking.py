@@ -19,11 +19,16 @@ import platform
 import subprocess
 import tempfile
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import keras
 import mlflow
 import numpy as np
+import requests
 from mlflow.models import infer_signature
+from sqlalchemy.exc import SQLAlchemyError
+
+from pipeline.cli import UserError
 
 EXPERIMENT = "imdb-sentiment"
 DATABASE = "mlflow.db"
@@ -40,9 +45,37 @@ def project_root(directory: Path) -> Path:
 
 
 def start(root: Path, tracking_uri: str | None) -> str:
-    """Point MLflow at the store and experiment; return the tracking URI in use."""
+    """Point MLflow at the store and experiment; return the tracking URI in use.
+
+    A store that cannot be used stops here, before any training, with one line.
+    """
     uri = tracking_uri or f"sqlite:///{root / DATABASE}"
-    mlflow.set_tracking_uri(uri)
+    where = f"MLFLOW_TRACKING_URI = {redact(uri)!r}" if tracking_uri else f"MLflow store {uri}"
+    if uri.startswith(("http://", "https://")):
+        # MLflow's own client retries an unreachable server for minutes; ask once, briefly.
+        try:
+            requests.get(uri.rstrip("/") + "/health", timeout=10).raise_for_status()
+        except requests.RequestException as error:
+            raise UserError(f"{where}: no MLflow server answers ({type(error).__name__}); start it or unset "
+                            "MLFLOW_TRACKING_URI to use mlflow.db in the project root") from None
+    try:
+        mlflow.set_tracking_uri(uri)
+        _ensure_experiment(root, tracking_uri)
+    except (mlflow.exceptions.MlflowException, ImportError, SQLAlchemyError, OSError) as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise UserError(f"{where}: unusable ({reason}); fix it or unset MLFLOW_TRACKING_URI") from None
+    return uri
+
+
+def redact(uri: str) -> str:
+    """The URI without its password, for messages and logs."""
+    parts = urlsplit(uri)
+    if parts.password is None:
+        return uri
+    return urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@", 1)))
+
+
+def _ensure_experiment(root: Path, tracking_uri: str | None) -> None:
     if mlflow.get_experiment_by_name(EXPERIMENT) is None:
         # With our own SQLite store, fix the artifact folder in the project root: the
         # default (./mlruns of the current directory) would be inside a DVC temp copy.
@@ -52,7 +85,6 @@ def start(root: Path, tracking_uri: str | None) -> str:
         except mlflow.exceptions.MlflowException:
             pass  # created meanwhile by a parallel stage
     mlflow.set_experiment(EXPERIMENT)
-    return uri
 
 
 def git_state(root: Path) -> tuple[str, bool]:

@@ -124,8 +124,9 @@ def fit(
     if bucketing:
         training = BucketedBatches(train, maxlen, batch_size, padding, truncating, shuffle=True, seed=seed)
         validation = BucketedBatches(val, maxlen, batch_size, padding, truncating, shuffle=False, seed=seed)
+        # shuffle=False: BucketedBatches shuffles reviews and batches itself, every epoch.
         model.fit(training.dataset(), validation_data=validation.dataset(), epochs=epochs, callbacks=[logger],
-                  verbose=verbose)
+                  shuffle=False, verbose=verbose)
     else:
         x_train, x_val = (pad(s, maxlen, padding, truncating) for s in (train, val))
         model.fit(
@@ -158,7 +159,7 @@ def summarize(rows: list[dict], parameters: int) -> dict:
         "best/epoch": best["epoch"],
         "epochs": len(rows),
         # The first epoch includes graph tracing; the median is the steady-state cost.
-        "epoch/seconds": float(np.median(seconds)),
+        "epoch/seconds": round(float(np.median(seconds)), 3),
         "total/seconds": round(sum(seconds), 3),
         "parameters": parameters,
     }

@@ -78,13 +78,13 @@ def test_dvc_repro_prepare_in_a_git_repository(project):
     assert "Running stage 'download'" in result.stdout and "Running stage 'prepare'" in result.stdout
     assert (project / "dvc.lock").exists()
     assert json.loads((project / "data/prepared/stats.json").read_text())["splits"]["test"]["reviews"] == 80
-    assert "up to date" in run(["dvc", "status"], project).stdout.lower()
-    assert "Running stage" not in run(["dvc", "repro"], project).stdout
+    assert "up to date" in run(["dvc", "status", "prepare"], project).stdout.lower()
+    assert "Running stage" not in run(["dvc", "repro", "prepare"], project).stdout
 
     # Changing a prepare knob reruns prepare only; the download is not repeated.
     run(["git", "add", "-A"], project)
     run(["git", "commit", "-qm", "first repro"], project)
-    result = run(["dvc", "exp", "run", "-S", "prepare.num_words=200"], project)
+    result = run(["dvc", "exp", "run", "-S", "prepare.num_words=200", "prepare"], project)
     assert "Running stage 'prepare'" in result.stdout and "Running stage 'download'" not in result.stdout
     assert load_split("train", project / "data/prepared").tokens.max() < 200
 

@@ -146,7 +146,24 @@ def test_bad_settings_stop_before_training(prepared: Path, change, message):
     assert result.returncode == 2, result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith("error: ")
     assert message in result.stderr and "Traceback" not in result.stderr
-    assert not (prepared / "mlflow.db").exists() and not (prepared / "models").exists()
+    assert not (prepared / "mlflow.db").exists() and not list(prepared.glob("models/*.keras"))
+
+
+@pytest.mark.parametrize(
+    ("uri", "message"),
+    [
+        ("foo://bar", "MLFLOW_TRACKING_URI = 'foo://bar': unusable (Model registry functionality is unavailable"),
+        ("http://127.0.0.1:{port}", "no MLflow server answers"),
+        ("postgresql://user:secret@127.0.0.1:{port}/mlflow", "postgresql://user:***@127.0.0.1"),
+    ],
+)
+def test_unusable_tracking_store_stops_before_training(prepared: Path, uri, message):
+    uri = uri.format(port=free_port())
+    result = run(["python", "-m", "pipeline.train", "--experiment", "dense"], prepared, check=False,
+                 MLFLOW_TRACKING_URI=uri)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert message in result.stderr.strip().splitlines()[-1] and "secret" not in result.stderr
+    assert not list(prepared.glob("models/*.keras"))
 
 
 def test_unknown_experiment_names_the_known_ones(prepared: Path):
