@@ -81,6 +81,18 @@ def flag() -> Any:
     return field(metadata={"rule": Rule(bool, "true or false")})
 
 
+def names(pattern: str, allowed: str) -> Any:
+    """A non-empty list of distinct names, each matching ``pattern``."""
+    compiled = re.compile(pattern)
+
+    def ok(values: list) -> bool:
+        return bool(values) and len(set(values)) == len(values) and all(
+            isinstance(v, str) and compiled.fullmatch(v) for v in values
+        )
+
+    return field(metadata={"rule": Rule(list, allowed, ok)})
+
+
 def mapping(of: type, key_pattern: str, key_allowed: str) -> Any:
     """A section of user-named entries (e.g. experiments), each parsed as ``of``."""
     return field(metadata={"mapping": (of, re.compile(key_pattern), key_allowed)})
@@ -133,11 +145,36 @@ class TrainParams:
 
 
 @dataclass(frozen=True)
+class RangeParams:
+    low: float = number()
+    high: float = number()
+    log: bool = flag()
+
+
+# What a study may search over; the other settings come from the architecture's
+# default experiment (train.experiments.<architecture>).
+TUNABLE = ("maxlen", "units", "epochs", "embedding_dim", "learning_rate", "dropout")
+
+
+@dataclass(frozen=True)
+class TuneParams:
+    architectures: tuple[str, ...] = names(
+        r"[a-z][a-z0-9_]*", "a non-empty list of distinct architecture names, e.g. [dense, lstm]"
+    )
+    n_trials: int = integer(1, 10000)
+    timeout: int = integer(0, 7 * 24 * 3600)
+    pruner: str = choice("median", "hyperband", "none")
+    warmup_epochs: int = integer(0, 1000)
+    space: Mapping[str, RangeParams] = mapping(RangeParams, "|".join(TUNABLE), "one of " + ", ".join(TUNABLE))
+
+
+@dataclass(frozen=True)
 class Params:
     base: BaseParams
     download: DownloadParams
     prepare: PrepareParams
     train: TrainParams
+    tune: TuneParams
 
 
 def load(path: Path = PARAMS_FILE) -> Params:
@@ -213,6 +250,8 @@ def _convert(value: Any, kind: type) -> Any:
             except ValueError:
                 return None
         return None
+    if kind is list:
+        return tuple(value) if isinstance(value, list) else None
     return value if isinstance(value, kind) else None
 
 

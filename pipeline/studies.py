@@ -1,0 +1,247 @@
+"""Optuna studies for the tune stage: storage, the objective, and our MLflow bridge.
+
+The objective is thin: sample, then call the same build() and fit() as the train
+stage, reporting validation accuracy to the pruner after each epoch through the
+one logging callback. The bridge (not the deprecated optuna_integration
+MLflowCallback) keeps one parent run per study, continued across reruns, and
+one nested run per trial: FINISHED, KILLED with tag optuna.state=PRUNED, or
+FAILED. Each trial stores its MLflow run id as a user attribute.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import time
+from pathlib import Path
+
+import keras
+import mlflow
+import optuna
+import pandas as pd
+
+from pipeline.cli import UserError
+from pipeline.config import Params
+from pipeline.data import load_split
+from pipeline.figures import plt
+from pipeline.models import VARIABLE_LENGTH, build
+from pipeline.training import fit, seed_everything
+
+HEARTBEAT_SECONDS = 30  # a trial whose worker died is failed after 3 missed heartbeats
+INTEGER = frozenset({"maxlen", "units", "epochs", "embedding_dim"})
+FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+
+
+def open_storage(url: str, explicit: bool):
+    """An Optuna storage for ``url``: an SQLAlchemy URL, or journal:<path> for a journal file."""
+    from pipeline.tracking import redact
+
+    where = f"OPTUNA_STORAGE = {redact(url)!r}" if explicit else f"Optuna storage {url}"
+    try:
+        if url.startswith("journal:"):
+            from optuna.storages.journal import JournalFileBackend
+
+            return optuna.storages.JournalStorage(JournalFileBackend(url.removeprefix("journal:")))
+        return optuna.storages.RDBStorage(url, heartbeat_interval=HEARTBEAT_SECONDS,
+                                          grace_period=3 * HEARTBEAT_SECONDS)
+    except Exception as error:  # SQLAlchemy, drivers and Optuna raise many kinds for a bad URL
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise UserError(f"{where}: unusable ({reason}); use an Optuna storage URL such as "
+                        "sqlite:///optuna.db or postgresql://user@host/db, or journal:/path/to/file.log") from None
+
+
+def _pruner(params: Params, max_epochs: int) -> optuna.pruners.BasePruner:
+    warmup = params.tune.warmup_epochs
+    if params.tune.pruner == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=warmup)
+    if params.tune.pruner == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=max(1, warmup), max_resource=max_epochs)
+    return optuna.pruners.NopPruner()
+
+
+def _sample(trial: optuna.Trial, params: Params, defaults: dict, architecture: str) -> dict:
+    values = dict(defaults)
+    for name, span in params.tune.space.items():
+        if name == "units" and architecture not in VARIABLE_LENGTH:
+            continue  # the dense baseline has no recurrent units: searching them would waste trials
+        if name in INTEGER:
+            values[name] = trial.suggest_int(name, int(span.low), int(span.high), log=span.log)
+        else:
+            values[name] = trial.suggest_float(name, span.low, span.high, log=span.log)
+    return values
+
+
+def _close_orphans(study: optuna.Study) -> None:
+    """MLflow runs of trials whose worker died (failed by the heartbeat) are marked FAILED too."""
+    client = mlflow.MlflowClient()
+    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.FAIL,)):
+        run_id = trial.user_attrs.get("mlflow_run_id")
+        if run_id:
+            try:
+                if client.get_run(run_id).info.status == "RUNNING":
+                    client.set_terminated(run_id, "FAILED")
+            except mlflow.exceptions.MlflowException:
+                pass  # the run lives in another store
+
+
+def run_study(params: Params, architecture: str, defaults: dict, storage, name: str, *, storage_label: str,
+              model_dir: Path) -> tuple[dict, pd.DataFrame]:
+    tune, train_params = params.tune, params.train
+    max_epochs = int(tune.space["epochs"].high) if "epochs" in tune.space else defaults["epochs"]
+    try:
+        study = optuna.create_study(
+            study_name=name, storage=storage, direction="maximize", load_if_exists=True,
+            sampler=optuna.samplers.TPESampler(seed=params.base.seed), pruner=_pruner(params, max_epochs),
+        )
+    except Exception as error:
+        raise UserError(f"Optuna storage {storage_label}: cannot open study {name} ({error})") from None
+    searched = [n for n in tune.space if n != "units" or architecture in VARIABLE_LENGTH]
+    study.enqueue_trial({n: defaults[n] for n in searched}, user_attrs={"default": True}, skip_if_exists=True)
+    train, val = load_split("train"), load_split("val")
+    bucketing = train_params.bucketing and architecture in VARIABLE_LENGTH
+    deadline = time.monotonic() + tune.timeout if tune.timeout else math.inf
+    (model_dir / name).mkdir(parents=True, exist_ok=True)
+
+    def objective(trial: optuna.Trial) -> float:
+        values = _sample(trial, params, defaults, architecture)
+        keras.backend.clear_session()  # one graph per trial: memory stays flat over a long study
+        seed_everything(params.base.seed + trial.number, params.base.deterministic)
+        child = mlflow.start_run(run_name=f"{architecture}-trial-{trial.number}", nested=True,
+                                 tags={"optuna.study": name, "optuna.trial": str(trial.number)})
+        trial.set_user_attr("mlflow_run_id", child.info.run_id)
+        mlflow.log_params(values | {"architecture": architecture, "trial": trial.number, "bucketing": bucketing})
+        status = "FAILED"
+
+        def report(row: dict) -> None:
+            trial.set_user_attr("epochs_trained", row["epoch"])
+            trial.report(row["val/accuracy"], row["epoch"])
+            if row["epoch"] == values["epochs"]:
+                return  # the last epoch: pruning now would save nothing and lose the result
+            if trial.should_prune():
+                raise optuna.TrialPruned(f"pruned after epoch {row['epoch']}")
+            if time.monotonic() > deadline:
+                study.stop()
+                mlflow.set_tag("optuna.stop_reason", "tune.timeout")
+                raise optuna.TrialPruned("tune.timeout reached")
+
+        try:
+            model = build(architecture, optimizer=train_params.optimizer, learning_rate=values["learning_rate"],
+                          num_words=params.prepare.num_words, maxlen=None if bucketing else values["maxlen"],
+                          embedding_dim=values["embedding_dim"], units=values["units"], dropout=values["dropout"])
+            rows = fit(model, train, val, maxlen=values["maxlen"], epochs=values["epochs"],
+                       batch_size=train_params.batch_size, padding=train_params.padding,
+                       truncating=train_params.truncating, bucketing=bucketing, seed=params.base.seed + trial.number,
+                       on_epoch=report)
+            value = rows[-1]["val/accuracy"]  # the model we keep is the last epoch's, as in training
+            if value > _best_value(study):
+                path = model_dir / name / f"trial-{trial.number}.keras"
+                model.save(path)
+                trial.set_user_attr("model_path", str(path))
+            mlflow.set_tag("optuna.state", "COMPLETE")
+            status = "FINISHED"
+            return value
+        except optuna.TrialPruned:
+            mlflow.set_tag("optuna.state", "PRUNED")
+            status = "KILLED"
+            raise
+        finally:
+            mlflow.end_run(status)
+
+    parent_id = study.user_attrs.get("mlflow_parent_run_id")
+    parent_run = mlflow.start_run(run_id=parent_id) if parent_id else mlflow.start_run(run_name=f"tune-{architecture}")
+    with parent_run as parent:
+        if not parent_id:
+            study.set_user_attr("mlflow_parent_run_id", parent.info.run_id)
+            mlflow.set_tags({"optuna.study": name, "stage": f"tune@{architecture}"})
+            mlflow.log_params({
+                "architecture": architecture, "study": name, "storage": storage_label, "n_trials": tune.n_trials,
+                "sampler": f"TPESampler(seed={params.base.seed})", "pruner": tune.pruner,
+                "warmup_epochs": tune.warmup_epochs,
+                "space": {n: vars(r) for n, r in tune.space.items()},
+            })
+        _close_orphans(study)
+        finished = len(study.get_trials(deepcopy=False, states=FINISHED))
+        if finished < tune.n_trials:
+            print(f"study {name}: {finished} of {tune.n_trials} trials done; storage {storage_label}", flush=True)
+            study.optimize(
+                objective, n_trials=tune.n_trials - finished, gc_after_trial=True,
+                callbacks=[optuna.study.MaxTrialsCallback(tune.n_trials, states=FINISHED)],
+            )
+        summary, trials = _summarize(study, tune.n_trials)
+        mlflow.log_metrics({"best/val/accuracy": summary["best_value"], "pruning/epoch_ratio": summary["epoch_ratio"]})
+        mlflow.log_params({f"best_{k}": v for k, v in summary["best_params"].items()} if not parent_id else {})
+        _log_figures(study)
+        mlflow.log_text(trials.to_csv(index=False), "trials.csv")
+    _copy_best_model(study, architecture)
+    return summary, trials
+
+
+def _best_value(study: optuna.Study) -> float:
+    try:
+        return study.best_value
+    except ValueError:  # no complete trial yet
+        return -math.inf
+
+
+def _summarize(study: optuna.Study, n_trials: int) -> tuple[dict, pd.DataFrame]:
+    states = optuna.trial.TrialState
+    trials = study.get_trials(deepcopy=False)
+    finished = [t for t in trials if t.state in FINISHED]
+    if not any(t.state == states.COMPLETE for t in trials):
+        raise UserError(f"study {study.study_name}: no trial completed (all pruned or failed); raise tune.timeout")
+    trained = sum(t.user_attrs.get("epochs_trained", 0) for t in finished)
+    unpruned = sum(t.params.get("epochs", t.user_attrs.get("epochs_trained", 0)) for t in finished)
+    default = next((t for t in trials if t.user_attrs.get("default") and t.state == states.COMPLETE), None)
+    summary = {
+        "study": study.study_name,
+        "best_trial": study.best_trial.number,
+        "best_value": study.best_value,
+        "best_params": study.best_params,
+        "default_value": default.value if default else None,
+        "n_trials": n_trials,
+        "trials": {
+            "complete": sum(t.state == states.COMPLETE for t in trials),
+            "pruned": sum(t.state == states.PRUNED for t in trials),
+            "failed": sum(t.state == states.FAIL for t in trials),
+        },
+        "epochs_trained": trained,
+        "epochs_unpruned": unpruned,
+        "epoch_ratio": round(trained / unpruned, 4) if unpruned else 1.0,
+        "trial_seconds": round(sum(t.duration.total_seconds() for t in finished if t.duration), 1),
+    }
+    table = study.trials_dataframe(attrs=("number", "value", "state", "params", "user_attrs", "duration"))
+    return summary, table
+
+
+def _log_figures(study: optuna.Study) -> None:
+    import warnings
+
+    from optuna.visualization import matplotlib as views
+
+    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # matplotlib views are "experimental"
+    for name, draw in (("optimization_history", views.plot_optimization_history),
+                       ("param_importances", views.plot_param_importances),
+                       ("intermediate_values", views.plot_intermediate_values),
+                       ("parallel_coordinate", views.plot_parallel_coordinate)):
+        try:
+            axes = draw(study)
+        except (ValueError, RuntimeError, ZeroDivisionError) as error:  # e.g. importances need 2+ trials
+            mlflow.log_text(f"not drawn: {error}\n", f"figures/{name}.txt")
+            continue
+        figure = axes.figure if hasattr(axes, "figure") else axes.flat[0].figure
+        mlflow.log_figure(figure, f"figures/{name}.png")
+        plt.close(figure)
+
+
+def _copy_best_model(study: optuna.Study, architecture: str) -> None:
+    from pipeline.tune import tuned_model_path
+
+    source = study.best_trial.user_attrs.get("model_path")
+    if not source or not Path(source).is_file():
+        raise UserError(f"study {study.study_name}: the best trial's model ({source}) is not on this host; "
+                        "rerun the stage where that trial ran")
+    target = tuned_model_path(architecture)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{target.stem}.partial.keras")
+    shutil.copyfile(source, partial)
+    partial.replace(target)

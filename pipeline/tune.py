@@ -1,0 +1,117 @@
+"""tune stage: one Optuna study per architecture, pruned, resumable, bridged to MLflow.
+
+Reads   data/prepared/ (train and val splits, stats.json), params base.*, prepare.num_words,
+        the shared train.* keys, train.experiments.<architecture> (defaults, enqueued as trial 0), tune.*
+Writes  models/<architecture>-tuned.keras, reports/tuning/<architecture>.json,
+        reports/tuning/<architecture>-trials.csv; the study in optuna.db (or OPTUNA_STORAGE);
+        one MLflow parent run per study with one nested run per trial
+Run     python -m pipeline.tune --architecture lstm   (or: dvc repro tune@lstm)
+
+Each trial trains through pipeline.training.fit, exactly as the train stage does, and
+reports validation accuracy after every epoch to the pruner; the test split is never
+read. A study is named after its architecture and a hash of everything that shapes
+its results (search space, defaults, shared training keys, seed, pruner), so a changed
+space starts a new study and an unchanged one continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+from pipeline import config
+from pipeline.cli import UserError, run
+from pipeline.config import TUNABLE, Params
+from pipeline.paths import STATS, write_atomic
+
+INTEGER = frozenset({"maxlen", "units", "epochs", "embedding_dim"})
+TRIAL_MODELS = Path("optuna-models")  # every best-so-far trial model; outside DVC, which deletes its outputs
+
+
+def tuned_model_path(architecture: str) -> Path:
+    return Path("models") / f"{architecture}-tuned.keras"
+
+
+def report_path(architecture: str, suffix: str = ".json") -> Path:
+    return Path("reports/tuning") / f"{architecture}{suffix}"
+
+
+def check_space(params: Params, architecture: str, longest_review: int) -> dict:
+    """The architecture's default settings, after checking the search space against them."""
+    from pipeline.models import ARCHITECTURES
+
+    if architecture not in ARCHITECTURES:
+        raise UserError(f"tune: architecture {architecture!r} unknown; must be one of {', '.join(ARCHITECTURES)}")
+    if architecture not in params.train.experiments:
+        raise UserError(f"params.yaml: tune.architectures names {architecture!r}, but train.experiments has no "
+                        f"{architecture!r} entry to take its default settings from")
+    defaults = vars(params.train.experiments[architecture]) | {"learning_rate": params.train.learning_rate}
+    limits = {"maxlen": (1, longest_review), "units": (1, 4096), "epochs": (1, 1000), "embedding_dim": (1, 4096),
+              "learning_rate": (1e-7, 10), "dropout": (0, 0.99)}
+    for name, span in params.tune.space.items():
+        key = f"params.yaml: tune.space.{name}"
+        low, high = limits[name]
+        if not span.low < span.high:
+            raise UserError(f"{key}: low = {span.low:g} must be below high = {span.high:g}")
+        if name in INTEGER and not (span.low.is_integer() and span.high.is_integer()):
+            raise UserError(f"{key}: {name} takes integers, got low = {span.low:g}, high = {span.high:g}")
+        if span.low < low or span.high > high:
+            raise UserError(f"{key}: range {span.low:g}..{span.high:g} must lie within {low:g}..{high:g}")
+        if span.log and span.low <= 0:
+            raise UserError(f"{key}: log = true needs low > 0, got {span.low:g}")
+    return {name: defaults[name] for name in TUNABLE}
+
+
+def study_name(params: Params, architecture: str, defaults: dict) -> str:
+    """Stable per architecture and everything that shapes the results."""
+    import hashlib
+
+    shape = {
+        "space": {n: vars(r) for n, r in sorted(params.tune.space.items())},
+        "defaults": defaults,
+        "train": {k: v for k, v in vars(params.train).items() if k != "experiments"},
+        "num_words": params.prepare.num_words,
+        "seed": params.base.seed,
+        "pruner": [params.tune.pruner, params.tune.warmup_epochs],
+    }
+    digest = hashlib.sha256(json.dumps(shape, sort_keys=True, default=str).encode()).hexdigest()[:10]
+    return f"{architecture}-{digest}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Tune one architecture with Optuna (tune.* in params.yaml).")
+    parser.add_argument("--architecture", required=True, help="dense, simplernn, lstm or gru")
+    architecture = parser.parse_args().architecture
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    params = config.load()
+    try:
+        stats = json.loads(STATS.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"{STATS}: prepared data missing; run `dvc repro prepare` first") from None
+    defaults = check_space(params, architecture, stats["splits"]["train"]["length"]["max"])
+
+    from pipeline import studies, tracking
+
+    root = tracking.project_root(Path.cwd())
+    storage_url = os.environ.get("OPTUNA_STORAGE") or f"sqlite:///{root / 'optuna.db'}"
+    storage = studies.open_storage(storage_url, explicit="OPTUNA_STORAGE" in os.environ)
+    tracking.start(root, os.environ.get("MLFLOW_TRACKING_URI"))
+    started = time.perf_counter()
+    summary, trials = studies.run_study(
+        params, architecture, defaults, storage, study_name(params, architecture, defaults),
+        storage_label=tracking.redact(storage_url), model_dir=root / TRIAL_MODELS,
+    )
+    summary["wall_seconds"] = round(time.perf_counter() - started, 1)
+    write_atomic(report_path(architecture), json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    write_atomic(report_path(architecture, "-trials.csv"), trials.to_csv(index=False))
+    print(f"{architecture}: best val/accuracy {summary['best_value']:.4f} (trial {summary['best_trial']}); "
+          f"{summary['trials']['complete']} complete, {summary['trials']['pruned']} pruned, "
+          f"{summary['trials']['failed']} failed; epochs {summary['epochs_trained']} of "
+          f"{summary['epochs_unpruned']} unpruned")
+
+
+if __name__ == "__main__":
+    run(main)

@@ -1,0 +1,124 @@
+"""The tune stage with a real Optuna SQLite storage, real MLflow store and a real optuna-dashboard."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import mlflow
+import optuna
+import pytest
+
+from pipeline import config
+from pipeline.tune import check_space, study_name
+from tests.conftest import SMALL_ARCHIVE, command_env, run, set_params
+from tests.test_train import free_port
+
+SPACE = {"maxlen": {"low": 20, "high": 60, "log": False}, "units": {"low": 4, "high": 8, "log": False},
+         "epochs": {"low": 3, "high": 4, "log": False}}
+
+
+@pytest.fixture
+def tiny(project: Path) -> Path:
+    set_params(project, **{
+        "prepare.limit": 20, "prepare.num_words": 300,
+        # The default lstm experiment (enqueued as trial 0) trains one epoch: never pruned.
+        "train.experiments.lstm.epochs": 1, "train.experiments.lstm.maxlen": 40, "train.experiments.lstm.units": 4,
+        "tune.n_trials": 4, "tune.timeout": 0, "tune.warmup_epochs": 1, "tune.space": SPACE,
+    })
+    run(["dvc", "repro", "prepare"], project, IMDB_ARCHIVE=str(SMALL_ARCHIVE))
+    return project
+
+
+def seed_study(project: Path) -> str:
+    """Two finished trials that were excellent at epoch 2: any later 3- or 4-epoch trial is pruned there."""
+    params = config.load(project / "params.yaml")
+    name = study_name(params, "lstm", check_space(params, "lstm", 10_000))
+    study = optuna.create_study(study_name=name, storage=f"sqlite:///{project / 'optuna.db'}", direction="maximize")
+    distributions = {"maxlen": optuna.distributions.IntDistribution(20, 60),
+                     "units": optuna.distributions.IntDistribution(4, 8),
+                     "epochs": optuna.distributions.IntDistribution(3, 4)}
+    for _ in range(2):
+        study.add_trial(optuna.trial.create_trial(
+            params={"maxlen": 30, "units": 4, "epochs": 3}, distributions=distributions, value=0.0,
+            intermediate_values={1: 0.0, 2: 0.999, 3: 0.999}))
+    return name
+
+
+def test_study_prunes_bridges_to_mlflow_resumes_and_shows_in_the_dashboard(tiny: Path):
+    name = seed_study(tiny)
+    result = run(["python", "-m", "pipeline.tune", "--architecture", "lstm"], tiny)
+    assert "3 complete, 1 pruned, 0 failed" in result.stdout  # 2 seeded, then ours: the default and one pruned
+    storage = f"sqlite:///{tiny / 'optuna.db'}"
+    study = optuna.load_study(study_name=name, storage=storage)
+    ours = study.trials[2:]
+    assert [t.state for t in ours] == [optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED]
+    assert ours[0].user_attrs["default"] is True and ours[0].params["units"] == 4
+
+    summary = json.loads((tiny / "reports/tuning/lstm.json").read_text())
+    assert summary["trials"] == {"complete": 3, "pruned": 1, "failed": 0}
+    assert summary["best_trial"] == 2 and summary["default_value"] == ours[0].value
+    assert (tiny / "models/lstm-tuned.keras").is_file()
+    assert "state" in (tiny / "reports/tuning/lstm-trials.csv").read_text().splitlines()[0]
+
+    client = mlflow.MlflowClient(f"sqlite:///{tiny / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("imdb-sentiment")
+    runs = {r.info.run_id: r for r in client.search_runs([experiment.experiment_id])}
+    parent = runs[study.user_attrs["mlflow_parent_run_id"]]
+    assert parent.info.status == "FINISHED" and parent.data.params["pruner"] == "median"
+    children = [runs[t.user_attrs["mlflow_run_id"]] for t in ours]
+    assert [c.info.status for c in children] == ["FINISHED", "KILLED"]
+    assert [c.data.tags["optuna.state"] for c in children] == ["COMPLETE", "PRUNED"]
+    assert all(c.data.tags["mlflow.parentRunId"] == parent.info.run_id for c in children)
+    assert {"figures/optimization_history.png", "trials.csv"} <= {
+        a.path for folder in ("", "figures") for a in client.list_artifacts(parent.info.run_id, folder or None)}
+
+    # Rerunning adds nothing; a larger budget continues the same study and the same parent run.
+    run(["python", "-m", "pipeline.tune", "--architecture", "lstm"], tiny)
+    assert len(optuna.load_study(study_name=name, storage=storage).trials) == 4
+    set_params(tiny, **{"tune.n_trials": 5})
+    run(["python", "-m", "pipeline.tune", "--architecture", "lstm"], tiny)
+    study = optuna.load_study(study_name=name, storage=storage)
+    assert len(study.trials) == 5 and study.user_attrs["mlflow_parent_run_id"] == parent.info.run_id
+
+    # A real optuna-dashboard on 127.0.0.1 lists the study.
+    port = free_port()
+    server = subprocess.Popen(["optuna-dashboard", "sqlite:///optuna.db", "--host", "127.0.0.1", "--port", str(port)],
+                              cwd=tiny, env=command_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(120):
+            try:
+                listed = json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=5))
+                break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            pytest.fail("optuna-dashboard did not answer")
+        assert name in [s["study_name"] for s in listed["study_summaries"]]
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+@pytest.mark.parametrize(
+    ("change", "env", "message"),
+    [
+        ({"tune.space": {}}, {}, "tune.space must map at least one name"),
+        ({"tune.space": {"maxlen": {"low": 10, "high": 90000, "log": False}}}, {}, "must lie within 1..",),
+        ({"tune.space": {"units": {"low": 8, "high": 4, "log": False}}}, {}, "low = 8 must be below high = 4"),
+        ({"tune.space": {"depth": {"low": 1, "high": 2, "log": False}}}, {}, "tune.space.depth is not a usable name"),
+        ({}, {"OPTUNA_STORAGE": "notaurl"}, "OPTUNA_STORAGE = 'notaurl': unusable"),
+        ({}, {"OPTUNA_STORAGE": "postgresql://u:secret@127.0.0.1:{port}/optuna"}, "postgresql://u:***@127.0.0.1"),
+    ],
+)
+def test_bad_tuning_input_stops_with_one_line(tiny: Path, change, env, message):
+    if change:
+        set_params(tiny, **change)
+    env = {k: v.format(port=free_port()) for k, v in env.items()}
+    result = run(["python", "-m", "pipeline.tune", "--architecture", "lstm"], tiny, check=False, **env)
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr.strip().splitlines()[-1] and "Traceback" not in result.stderr
+    assert "secret" not in result.stderr and not (tiny / "models/lstm-tuned.keras").exists()
