@@ -52,7 +52,7 @@ def prepared(project: Path) -> Path:
 
 def test_dvc_repro_trains_every_experiment_and_mlflow_records_it(prepared: Path):
     project = prepared
-    result = run(["dvc", "repro"], project, IMDB_ARCHIVE=str(SMALL_ARCHIVE))
+    result = run(["dvc", "repro", "train"], project, IMDB_ARCHIVE=str(SMALL_ARCHIVE))  # every train@ stage
     for name in EXPERIMENTS:
         assert f"Running stage 'train@{name}'" in result.stdout
         assert (project / f"models/{name}.keras").is_file()
@@ -118,7 +118,7 @@ def test_dvc_repro_trains_every_experiment_and_mlflow_records_it(prepared: Path)
     # Changing lstm's units retrains lstm alone; a run in a temporary copy lands in this store.
     run(["git", "add", "-A"], project)
     run(["git", "commit", "-qm", "trained"], project)
-    result = run(["dvc", "exp", "run", "--temp", "-S", "train.experiments.lstm.units=4"], project)
+    result = run(["dvc", "exp", "run", "--temp", "-S", "train.experiments.lstm.units=4", "train"], project)
     assert "Running stage 'train@lstm'" in result.stdout
     assert "Running stage 'train@gru'" not in result.stdout
     newest = runs_by_name(project)["lstm"]
