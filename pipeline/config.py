@@ -154,6 +154,7 @@ class RangeParams:
 # What a study may search over; the other settings come from the architecture's
 # default experiment (train.experiments.<architecture>).
 TUNABLE = ("maxlen", "units", "epochs", "embedding_dim", "learning_rate", "dropout")
+INTEGER_TUNABLE = frozenset({"maxlen", "units", "epochs", "embedding_dim"})  # the rest are real numbers
 
 
 @dataclass(frozen=True)
@@ -165,6 +166,7 @@ class TuneParams:
     timeout: int = integer(0, 7 * 24 * 3600)
     pruner: str = choice("median", "hyperband", "none")
     warmup_epochs: int = integer(0, 1000)
+    heartbeat: int = integer(1, 3600)
     space: Mapping[str, RangeParams] = mapping(RangeParams, "|".join(TUNABLE), "one of " + ", ".join(TUNABLE))
 
 

@@ -17,6 +17,7 @@ by :func:`load_padded` without tokenising again.
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -27,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.cli import UserError
-from pipeline.paths import PREPARED_DIR, VOCABULARY, split_dir
+from pipeline.paths import PREPARED_DIR, STATS, VOCABULARY, split_dir
 
 PAD, START, OOV, FIRST_WORD = 0, 1, 2, 3
 PADDING_MODES = ("pre", "post")
@@ -96,6 +97,13 @@ class Sequences:
     def __len__(self) -> int:
         return len(self.labels)
 
+    def take(self, rows: np.ndarray) -> Sequences:
+        """The reviews at ``rows``, in that order."""
+        starts, lengths = self.offsets[rows], self.lengths[rows]
+        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        tokens = self.tokens[np.repeat(starts - offsets[:-1], lengths) + np.arange(offsets[-1])]
+        return Sequences(tokens, offsets, self.labels[rows], self.ratings[rows])
+
     @classmethod
     def from_lists(cls, sequences: Sequence[list[int]], labels, ratings) -> Sequences:
         lengths = np.fromiter((len(s) for s in sequences), dtype=np.int64, count=len(sequences))
@@ -154,3 +162,15 @@ def load_padded(
 def load_vocabulary(path: Path = VOCABULARY) -> list[tuple[str, int]]:
     rows = path.read_text(encoding="utf-8").splitlines()
     return [(word, int(count)) for word, count in (row.split("\t") for row in rows)]
+
+
+def load_stats(num_words: int, path: Path = STATS) -> dict:
+    """prepare's statistics, after checking that the prepared data matches ``prepare.num_words``."""
+    try:
+        stats = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"{path}: prepared data missing; run `dvc repro prepare` first") from None
+    if stats["num_words"] != num_words:
+        raise UserError(f"{path}: prepared with num_words {stats['num_words']}, params.yaml says {num_words}; "
+                        "run `dvc repro prepare` first")
+    return stats

@@ -34,6 +34,35 @@ def train_history_path(name: str) -> Path:
     return TRAIN_PLOTS_DIR / f"{name}.csv"
 
 
+def tuned_model_path(architecture: str) -> Path:
+    return MODELS_DIR / f"{architecture}-tuned.keras"
+
+
+TUNING_DIR = Path("reports/tuning")
+# Every best-so-far trial model; outside DVC, which deletes a stage's outputs before it runs.
+TRIAL_MODELS = Path("optuna-models")
+
+
+def tuning_report_path(architecture: str, suffix: str = ".json") -> Path:
+    """The study summary (DVC metrics); suffix "-trials.csv" names its trials table."""
+    return TUNING_DIR / f"{architecture}{suffix}"
+
+
+# evaluate: one metrics file for every model, and the data behind its plots.
+EVALUATION = Path("reports/evaluation.json")
+EVALUATION_DIR = Path("reports/evaluation")
+ROC_DIR = EVALUATION_DIR / "roc"  # <model>.csv: fpr, tpr (DVC plots)
+CONFUSION_DIR = EVALUATION_DIR / "confusion"  # <model>.csv: actual, predicted per test review (DVC plots)
+PAIRWISE = EVALUATION_DIR / "pairwise.csv"  # McNemar's exact test for every pair of models
+GRADIENTS = EVALUATION_DIR / "gradients.csv"  # input-gradient norm per time step (vanishing gradients)
+EVALUATION_RUN = EVALUATION_DIR / "run.json"  # machine, date, data hash and commit of the evaluation
+
+# report
+COMPARISON_MD = Path("reports/comparison.md")
+COMPARISON_HTML = Path("reports/comparison.html")
+FIGURES_DIR = Path("reports/figures")
+
+
 def write_atomic(path: Path, content: str | bytes) -> None:
     """Write a whole file or nothing: a temporary sibling, then a rename."""
     path.parent.mkdir(parents=True, exist_ok=True)

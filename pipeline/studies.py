@@ -13,6 +13,8 @@ from __future__ import annotations
 import math
 import shutil
 import time
+import warnings
+import zlib
 from pathlib import Path
 
 import keras
@@ -21,18 +23,18 @@ import optuna
 import pandas as pd
 
 from pipeline.cli import UserError
-from pipeline.config import Params
+from pipeline.config import INTEGER_TUNABLE, Params
 from pipeline.data import load_split
 from pipeline.figures import plt
 from pipeline.models import VARIABLE_LENGTH, build
+from pipeline.paths import tuned_model_path
+from pipeline.tracking import file_sha256
 from pipeline.training import fit, seed_everything
 
-HEARTBEAT_SECONDS = 30  # a trial whose worker died is failed after 3 missed heartbeats
-INTEGER = frozenset({"maxlen", "units", "epochs", "embedding_dim"})
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 
 
-def open_storage(url: str, explicit: bool):
+def open_storage(url: str, explicit: bool, heartbeat: int = 30):
     """An Optuna storage for ``url``: an SQLAlchemy URL, or journal:<path> for a journal file."""
     from pipeline.tracking import redact
 
@@ -42,8 +44,8 @@ def open_storage(url: str, explicit: bool):
             from optuna.storages.journal import JournalFileBackend
 
             return optuna.storages.JournalStorage(JournalFileBackend(url.removeprefix("journal:")))
-        return optuna.storages.RDBStorage(url, heartbeat_interval=HEARTBEAT_SECONDS,
-                                          grace_period=3 * HEARTBEAT_SECONDS)
+        # A trial whose worker died (kill -9, lost host) is failed after 3 missed heartbeats.
+        return optuna.storages.RDBStorage(url, heartbeat_interval=heartbeat, grace_period=3 * heartbeat)
     except Exception as error:  # SQLAlchemy, drivers and Optuna raise many kinds for a bad URL
         reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
         raise UserError(f"{where}: unusable ({reason}); use an Optuna storage URL such as "
@@ -64,7 +66,7 @@ def _sample(trial: optuna.Trial, params: Params, defaults: dict, architecture: s
     for name, span in params.tune.space.items():
         if name == "units" and architecture not in VARIABLE_LENGTH:
             continue  # the dense baseline has no recurrent units: searching them would waste trials
-        if name in INTEGER:
+        if name in INTEGER_TUNABLE:
             values[name] = trial.suggest_int(name, int(span.low), int(span.high), log=span.log)
         else:
             values[name] = trial.suggest_float(name, span.low, span.high, log=span.log)
@@ -91,12 +93,23 @@ def run_study(params: Params, architecture: str, defaults: dict, storage, name: 
     try:
         study = optuna.create_study(
             study_name=name, storage=storage, direction="maximize", load_if_exists=True,
-            sampler=optuna.samplers.TPESampler(seed=params.base.seed), pruner=_pruner(params, max_epochs),
+            pruner=_pruner(params, max_epochs),
         )
     except Exception as error:
         raise UserError(f"Optuna storage {storage_label}: cannot open study {name} ({error})") from None
+    # Trials of workers that died are failed first, so they neither count nor block the study.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+    # Seeded from base.seed, the study and how far it got: reproducible, yet neither two
+    # architectures nor a resumed run replay the same random start-up points.
+    done = len(study.get_trials(deepcopy=False))
+    study.sampler = optuna.samplers.TPESampler(seed=zlib.crc32(f"{params.base.seed}/{name}/{done}".encode()))
     searched = [n for n in tune.space if n != "units" or architecture in VARIABLE_LENGTH]
-    study.enqueue_trial({n: defaults[n] for n in searched}, user_attrs={"default": True}, skip_if_exists=True)
+    # The default experiment goes first, once; again only if its worker died (a FAIL trial).
+    if not any(t.user_attrs.get("default") and t.state != optuna.trial.TrialState.FAIL
+               for t in study.get_trials(deepcopy=False)):
+        study.enqueue_trial({n: defaults[n] for n in searched}, user_attrs={"default": True})
     train, val = load_split("train"), load_split("val")
     bucketing = train_params.bucketing and architecture in VARIABLE_LENGTH
     deadline = time.monotonic() + tune.timeout if tune.timeout else math.inf
@@ -137,6 +150,7 @@ def run_study(params: Params, architecture: str, defaults: dict, storage, name: 
                 path = model_dir / name / f"trial-{trial.number}.keras"
                 model.save(path)
                 trial.set_user_attr("model_path", str(path))
+                mlflow.set_tag("model.sha256", file_sha256(path))
             mlflow.set_tag("optuna.state", "COMPLETE")
             status = "FINISHED"
             return value
@@ -155,7 +169,7 @@ def run_study(params: Params, architecture: str, defaults: dict, storage, name: 
             mlflow.set_tags({"optuna.study": name, "stage": f"tune@{architecture}"})
             mlflow.log_params({
                 "architecture": architecture, "study": name, "storage": storage_label, "n_trials": tune.n_trials,
-                "sampler": f"TPESampler(seed={params.base.seed})", "pruner": tune.pruner,
+                "sampler": f"TPESampler(seeded from base.seed {params.base.seed})", "pruner": tune.pruner,
                 "warmup_epochs": tune.warmup_epochs,
                 "space": {n: vars(r) for n, r in tune.space.items()},
             })
@@ -172,7 +186,8 @@ def run_study(params: Params, architecture: str, defaults: dict, storage, name: 
         mlflow.log_params({f"best_{k}": v for k, v in summary["best_params"].items()} if not parent_id else {})
         _log_figures(study)
         mlflow.log_text(trials.to_csv(index=False), "trials.csv")
-    _copy_best_model(study, architecture)
+        # The evaluate stage finds this run (and the best trial's) by the tuned model's hash.
+        mlflow.set_tag("model.sha256", _copy_best_model(study, architecture))
     return summary, trials
 
 
@@ -210,12 +225,12 @@ def _summarize(study: optuna.Study, n_trials: int) -> tuple[dict, pd.DataFrame]:
         "trial_seconds": round(sum(t.duration.total_seconds() for t in finished if t.duration), 1),
     }
     table = study.trials_dataframe(attrs=("number", "value", "state", "params", "user_attrs", "duration"))
+    # Where this host keeps trial models says nothing about the results: keep it out of the report.
+    table = table.drop(columns=["user_attrs_model_path"], errors="ignore")
     return summary, table
 
 
 def _log_figures(study: optuna.Study) -> None:
-    import warnings
-
     from optuna.visualization import matplotlib as views
 
     warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # matplotlib views are "experimental"
@@ -233,9 +248,8 @@ def _log_figures(study: optuna.Study) -> None:
         plt.close(figure)
 
 
-def _copy_best_model(study: optuna.Study, architecture: str) -> None:
-    from pipeline.tune import tuned_model_path
-
+def _copy_best_model(study: optuna.Study, architecture: str) -> str:
+    """Copy the best trial's model to models/<architecture>-tuned.keras; return its SHA-256."""
     source = study.best_trial.user_attrs.get("model_path")
     if not source or not Path(source).is_file():
         raise UserError(f"study {study.study_name}: the best trial's model ({source}) is not on this host; "
@@ -245,3 +259,4 @@ def _copy_best_model(study: optuna.Study, architecture: str) -> None:
     partial = target.with_name(f".{target.stem}.partial.keras")
     shutil.copyfile(source, partial)
     partial.replace(target)
+    return file_sha256(target)

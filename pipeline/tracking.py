@@ -18,6 +18,7 @@ import json
 import platform
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -25,6 +26,7 @@ import keras
 import mlflow
 import numpy as np
 import requests
+from mlflow.entities import Metric
 from mlflow.models import infer_signature
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -33,6 +35,7 @@ from pipeline.cli import UserError
 EXPERIMENT = "imdb-sentiment"
 DATABASE = "mlflow.db"
 ARTIFACTS = "mlruns"
+CODE = ("pipeline", "params.yaml", "dvc.yaml", "pyproject.toml", "constraints.txt")  # what decides a run's results
 
 
 def project_root(directory: Path) -> Path:
@@ -88,10 +91,15 @@ def _ensure_experiment(root: Path, tracking_uri: str | None) -> None:
 
 
 def git_state(root: Path) -> tuple[str, bool]:
-    """(commit, dirty) of the repository at ``root``; ("unknown", True) outside git."""
+    """(commit, dirty) of the repository at ``root``; ("unknown", True) outside git.
+
+    Dirty means the code, params or pipeline differ from the commit; the pipeline's own
+    outputs (metrics, reports, dvc.lock) change during every run and do not count.
+    """
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True)
-        status = subprocess.run(["git", "status", "--porcelain"], cwd=root, capture_output=True, text=True, check=True)
+        status = subprocess.run(["git", "status", "--porcelain", "--", *CODE], cwd=root, capture_output=True,
+                                text=True, check=True)
     except (OSError, subprocess.CalledProcessError):
         return "unknown", True
     return commit.stdout.strip(), bool(status.stdout.strip())
@@ -106,24 +114,73 @@ def data_hash(prepared_dir: Path) -> str:
     return digest.hexdigest()
 
 
-def run_tags(*, commit: str, dirty: bool, stage: str | None, exp_name: str | None, data: str, seed: int) -> dict:
-    import tensorflow as tf
+def file_sha256(path: Path) -> str:
+    """The hash that ties a saved model to the MLflow runs that made it (tag model.sha256)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
+
+def run_tags(*, commit: str, dirty: bool, stage: str | None, exp_name: str | None, data: str, seed: int) -> dict:
     tags = {
         "git.commit": commit,
         "git.dirty": str(dirty).lower(),
         "data.sha256": data,
         "seed": str(seed),
-        "version.tensorflow": tf.__version__,
-        "version.keras": keras.__version__,
-        "version.mlflow": mlflow.__version__,
-        "version.python": platform.python_version(),
-    }
+    } | {f"version.{name}": version for name, version in versions().items()}
     if stage:
         tags["dvc.stage"] = stage
     if exp_name:
         tags["dvc.exp_name"] = exp_name
     return tags
+
+
+def versions() -> dict[str, str]:
+    import tensorflow as tf
+
+    return {"tensorflow": tf.__version__, "keras": keras.__version__, "mlflow": mlflow.__version__,
+            "python": platform.python_version()}
+
+
+def machine() -> dict:
+    """What the numbers were measured on: CPU model, cores, memory, accelerators."""
+    import os
+
+    import tensorflow as tf
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        cpuinfo = Path("/proc/cpuinfo").read_text()
+        cpu = next(line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    try:
+        kib = int(next(line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines()
+                       if line.startswith("MemTotal")))
+        memory = round(kib / 2**20, 1)
+    except (OSError, StopIteration):
+        memory = None
+    gpus = [device.name for device in tf.config.list_physical_devices("GPU")]
+    return {"cpu": cpu, "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+            "memory_gib": memory, "gpus": gpus, "platform": platform.platform()}
+
+
+def log_test_metrics(results: dict[Path, dict]) -> dict[Path, list[str]]:
+    """Log each model's test metrics into every run tagged with its file's hash; return the run ids per model."""
+    client = mlflow.MlflowClient()
+    experiment = mlflow.get_experiment_by_name(EXPERIMENT)
+    logged: dict[Path, list[str]] = {}
+    for path, metrics in results.items():
+        runs = client.search_runs([experiment.experiment_id], f"tags.`model.sha256` = '{file_sha256(path)}'")
+        for found in runs:
+            timestamp = int(time.time() * 1000)
+            client.log_batch(found.info.run_id, metrics=[
+                Metric(key, float(value), timestamp, 0) for key, value in metrics.items()])
+            client.log_dict(found.info.run_id, metrics, "test_metrics.json")
+        logged[path] = [found.info.run_id for found in runs]
+    return logged
 
 
 def log_model(model: keras.Model, example: np.ndarray) -> str:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import csv
 import io
-import json
 import os
 import time
 from pathlib import Path
@@ -24,9 +23,9 @@ from pathlib import Path
 from pipeline import config
 from pipeline.cli import UserError, run
 from pipeline.config import ExperimentParams, Params
+from pipeline.data import load_stats
 from pipeline.paths import (
     PREPARED_DIR,
-    STATS,
     model_path,
     train_history_path,
     train_metrics_path,
@@ -91,14 +90,8 @@ def main() -> None:
     name = parser.parse_args().experiment
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter, not our progress
     params = config.load()
-    try:
-        stats = json.loads(STATS.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UserError(f"{STATS}: prepared data missing; run `dvc repro prepare` first") from None
+    stats = load_stats(params.prepare.num_words)
     experiment = check_experiment(params, name, stats["splits"]["train"]["length"]["max"])
-    if stats["num_words"] != params.prepare.num_words:
-        raise UserError(f"{STATS}: prepared with num_words {stats['num_words']}, params.yaml says "
-                        f"{params.prepare.num_words}; run `dvc repro prepare` first")
 
     # Heavy imports only once the inputs are known to be good.
     import mlflow
@@ -144,6 +137,7 @@ def main() -> None:
         partial.parent.mkdir(parents=True, exist_ok=True)
         model.save(partial)
         os.replace(partial, model_path(name))
+        mlflow.set_tag("model.sha256", tracking.file_sha256(model_path(name)))  # how evaluate finds this run
         write_atomic(train_history_path(name), history_csv(rows))
         write_atomic(train_metrics_path(name), tracking.dumps(metrics))
 

@@ -24,19 +24,9 @@ from pathlib import Path
 
 from pipeline import config
 from pipeline.cli import UserError, run
-from pipeline.config import TUNABLE, Params
-from pipeline.paths import STATS, write_atomic
-
-INTEGER = frozenset({"maxlen", "units", "epochs", "embedding_dim"})
-TRIAL_MODELS = Path("optuna-models")  # every best-so-far trial model; outside DVC, which deletes its outputs
-
-
-def tuned_model_path(architecture: str) -> Path:
-    return Path("models") / f"{architecture}-tuned.keras"
-
-
-def report_path(architecture: str, suffix: str = ".json") -> Path:
-    return Path("reports/tuning") / f"{architecture}{suffix}"
+from pipeline.config import INTEGER_TUNABLE, TUNABLE, Params
+from pipeline.data import load_stats
+from pipeline.paths import TRIAL_MODELS, tuning_report_path, write_atomic
 
 
 def check_space(params: Params, architecture: str, longest_review: int) -> dict:
@@ -56,7 +46,7 @@ def check_space(params: Params, architecture: str, longest_review: int) -> dict:
         low, high = limits[name]
         if not span.low < span.high:
             raise UserError(f"{key}: low = {span.low:g} must be below high = {span.high:g}")
-        if name in INTEGER and not (span.low.is_integer() and span.high.is_integer()):
+        if name in INTEGER_TUNABLE and not (span.low.is_integer() and span.high.is_integer()):
             raise UserError(f"{key}: {name} takes integers, got low = {span.low:g}, high = {span.high:g}")
         if span.low < low or span.high > high:
             raise UserError(f"{key}: range {span.low:g}..{span.high:g} must lie within {low:g}..{high:g}")
@@ -87,17 +77,15 @@ def main() -> None:
     architecture = parser.parse_args().architecture
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     params = config.load()
-    try:
-        stats = json.loads(STATS.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UserError(f"{STATS}: prepared data missing; run `dvc repro prepare` first") from None
+    stats = load_stats(params.prepare.num_words)
     defaults = check_space(params, architecture, stats["splits"]["train"]["length"]["max"])
 
     from pipeline import studies, tracking
 
     root = tracking.project_root(Path.cwd())
     storage_url = os.environ.get("OPTUNA_STORAGE") or f"sqlite:///{root / 'optuna.db'}"
-    storage = studies.open_storage(storage_url, explicit="OPTUNA_STORAGE" in os.environ)
+    storage = studies.open_storage(storage_url, explicit="OPTUNA_STORAGE" in os.environ,
+                                  heartbeat=params.tune.heartbeat)
     tracking.start(root, os.environ.get("MLFLOW_TRACKING_URI"))
     started = time.perf_counter()
     summary, trials = studies.run_study(
@@ -105,8 +93,8 @@ def main() -> None:
         storage_label=tracking.redact(storage_url), model_dir=root / TRIAL_MODELS,
     )
     summary["wall_seconds"] = round(time.perf_counter() - started, 1)
-    write_atomic(report_path(architecture), json.dumps(summary, indent=2, sort_keys=True) + "\n")
-    write_atomic(report_path(architecture, "-trials.csv"), trials.to_csv(index=False))
+    write_atomic(tuning_report_path(architecture), json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    write_atomic(tuning_report_path(architecture, "-trials.csv"), trials.to_csv(index=False))
     print(f"{architecture}: best val/accuracy {summary['best_value']:.4f} (trial {summary['best_trial']}); "
           f"{summary['trials']['complete']} complete, {summary['trials']['pruned']} pruned, "
           f"{summary['trials']['failed']} failed; epochs {summary['epochs_trained']} of "

@@ -122,3 +122,39 @@ def test_bad_tuning_input_stops_with_one_line(tiny: Path, change, env, message):
     assert result.returncode == 2, result.stderr
     assert message in result.stderr.strip().splitlines()[-1] and "Traceback" not in result.stderr
     assert "secret" not in result.stderr and not (tiny / "models/lstm-tuned.keras").exists()
+
+
+def test_a_trial_killed_mid_way_is_failed_on_the_next_start_and_the_study_goes_on(tiny: Path):
+    # Long trials on a tiny slice, so the kill lands inside one; heartbeats every second.
+    set_params(tiny, **{"train.experiments.lstm.epochs": 100, "tune.heartbeat": 1, "tune.n_trials": 2,
+                        "tune.space": {"maxlen": SPACE["maxlen"], "units": SPACE["units"]}})
+    params = config.load(tiny / "params.yaml")
+    name = study_name(params, "lstm", check_space(params, "lstm", 10_000))
+    storage = f"sqlite:///{tiny / 'optuna.db'}"
+    worker = subprocess.Popen(["python", "-m", "pipeline.tune", "--architecture", "lstm"], cwd=tiny,
+                              env=command_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        # Keras prints "Epoch 3/100" as the third epoch starts: two are done and reported.
+        # (Reading the worker's output, not polling the database it is writing to.)
+        for line in worker.stdout:
+            if line.startswith("Epoch 3/100"):
+                break
+        else:
+            pytest.fail("the first trial never got going")
+    finally:
+        worker.kill()  # SIGKILL: no cleanup runs in the worker
+        worker.wait()
+    killed = optuna.load_study(study_name=name, storage=storage).trials[0]
+    assert killed.state == optuna.trial.TrialState.RUNNING and killed.user_attrs["default"] is True
+    runs = mlflow.MlflowClient(f"sqlite:///{tiny / 'mlflow.db'}")
+    assert runs.get_run(killed.user_attrs["mlflow_run_id"]).info.status == "RUNNING"
+
+    time.sleep(4)  # three missed heartbeats
+    result = run(["python", "-m", "pipeline.tune", "--architecture", "lstm"], tiny)
+    assert "2 complete, 0 pruned, 1 failed" in result.stdout
+    trials = optuna.load_study(study_name=name, storage=storage).trials
+    assert trials[0].state == optuna.trial.TrialState.FAIL
+    assert runs.get_run(killed.user_attrs["mlflow_run_id"]).info.status == "FAILED"
+    # The default experiment was queued again and completed, so the tuned model still beats it or is it.
+    again = [t for t in trials[1:] if t.user_attrs.get("default")]
+    assert len(again) == 1 and again[0].state == optuna.trial.TrialState.COMPLETE
