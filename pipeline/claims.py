@@ -34,6 +34,12 @@ def format_p(p: float) -> str:
     return "< 1e-300" if p < 1e-300 else f"{p:.2g}"
 
 
+def p_clause(p: float) -> str:
+    """"p = 0.012" or "p < 1e-300"."""
+    shown = format_p(p)
+    return f"p {shown}" if shown.startswith("<") else f"p = {shown}"
+
+
 @dataclass(frozen=True)
 class Part:
     verdict: str  # supported, refuted, inconclusive
@@ -66,7 +72,7 @@ def comparison(better: str, worse: str, accuracy: dict[str, dict], p_values: dic
         verdict = "inconclusive"
     else:
         verdict = "supported" if a > b else "refuted"
-    return Part(verdict, f"{better} {a:.1%} vs. {worse} {b:.1%} (McNemar p = {format_p(p)})", p)
+    return Part(verdict, f"{better} {a:.1%} vs. {worse} {b:.1%} (McNemar {p_clause(p)})", p)
 
 
 def faster(quick: str, slow: str, seconds: dict[str, float]) -> Part:

@@ -168,6 +168,18 @@ def claims_table(judged: list[claims.Claim]) -> pd.DataFrame:
                           "McNemar p": claims.format_p(c.p_value) if c.p_value is not None else "—"} for c in judged])
 
 
+def not_reproduced(judged: list[claims.Claim], evaluation: dict) -> str:
+    """One plain sentence on where the tutorial's claims and numbers do not hold here."""
+    failed = [f"claim {c.number} ({c.verdict})" for c in judged if c.verdict != "supported"]
+    off = [f"{n} {evaluation[n]['test/accuracy']:.1%} vs. {claimed:.1%}" for n, claimed in
+           claims.TUTORIAL_REPORTED.items() if n in evaluation
+           and abs(evaluation[n]["test/accuracy"] - claimed) > claims.TOLERANCE]
+    if not failed and not off:
+        return "Every claim and reported accuracy of the tutorial is reproduced here."
+    return ("Not reproduced here: " + "; ".join(failed or ["every claim holds"])
+            + (". Reported accuracies missed by more than one point: " + "; ".join(off) if off else "") + ".")
+
+
 def p_value_map(pairwise: pd.DataFrame | None) -> dict[tuple[str, str], float]:
     if pairwise is None:
         return {}
@@ -270,10 +282,11 @@ def build(params: Params, inputs: dict, missing: list[str]) -> tuple[list[tuple]
                          "percentage point; "
                          f"comparisons need McNemar's exact p < {claims.ALPHA} on the test reviews; speed needs a "
                          f"{claims.SPEED_MARGIN:.0%} margin in seconds per epoch."),
-                   ("table", claims_table(claims.judge(
+                   ("table", claims_table(judged := claims.judge(
                        evaluation, p_value_map(inputs["pairwise"]),
                        {r["model"]: r["seconds_per_epoch"] for r in rows if r["kind"] == "default"},
                        relative_gradients(inputs["gradients"])))),
+                   ("p", not_reproduced(judged, evaluation)),
                    ("h2", "Against the tutorial's numbers"), ("table", tutorial_table(evaluation))]
     if inputs["gradients"] is not None:
         relative = relative_gradients(inputs["gradients"])

@@ -59,6 +59,16 @@ def test_a_claim_is_refuted_by_any_refuted_part_and_missing_models_are_named():
     assert list(claims_table(judged).columns) == ["#", "claim", "verdict", "evidence", "McNemar p"]
 
 
+def test_not_reproduced_names_failed_claims_and_missed_levels():
+    from pipeline.report import not_reproduced
+
+    judged = [claims.Claim(1, "c", "refuted", "e", 0.01), claims.Claim(2, "d", "supported", "e", 0.01)]
+    sentence = not_reproduced(judged, {"simplernn": accuracy(0.76), "lstm": accuracy(0.875)})
+    assert sentence == ("Not reproduced here: claim 1 (refuted). Reported accuracies missed by more than one "
+                        "point: simplernn 76.0% vs. 85.0%.")
+    assert not_reproduced(judged[1:], {"lstm": accuracy(0.875)}).startswith("Every claim")
+
+
 def test_format_p_bounds_underflow():
     assert claims.format_p(0.0) == "< 1e-300" and claims.format_p(0.0123) == "0.012"
 
