@@ -57,6 +57,9 @@ PAIRWISE = EVALUATION_DIR / "pairwise.csv"  # McNemar's exact test for every pai
 GRADIENTS = EVALUATION_DIR / "gradients.csv"  # input-gradient norm per time step (vanishing gradients)
 EVALUATION_RUN = EVALUATION_DIR / "run.json"  # machine, date, data hash and commit of the evaluation
 
+# register: what the registry aliases point to after the stage
+REGISTRY_REPORT = Path("reports/registry.json")
+
 # report
 COMPARISON_MD = Path("reports/comparison.md")
 COMPARISON_HTML = Path("reports/comparison.html")

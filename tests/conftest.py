@@ -54,6 +54,10 @@ def set_params(project: Path, **values) -> None:
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     """A git repository holding the project's current files (tracked and new, not ignored)."""
+    return make_project(tmp_path)
+
+
+def make_project(tmp_path: Path) -> Path:
     listed = subprocess.run(
         ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
         cwd=ROOT, capture_output=True, text=True, check=True,

@@ -1,0 +1,176 @@
+"""register stage: the champion by validation accuracy, in MLflow's model registry.
+
+Reads   metrics/train/<experiment>.json and reports/tuning/<architecture>.json (validation
+        accuracy of each saved model), models/*.keras, data/prepared/vocab.tsv and stats.json,
+        params prepare.num_words, train (padding, truncating, experiments), tune.architectures
+Writes  registered model imdb-sentiment in the MLflow store: a version per model it
+        registers (a pyfunc that reads raw text, see pipeline/serving.py), alias
+        ``champion`` and ``challenger``; reports/registry.json (what the aliases point to)
+Run     python -m pipeline.register   (or: dvc repro register)
+
+Selection looks at validation accuracy only, never at the test split. The best model
+of this run becomes the champion only if it beats the current champion's validation
+accuracy; the runner-up (the next best of this run's models and the current
+champion) becomes the challenger. A model already registered (same file hash) is
+reused, not registered again. Each version's tags name its source run, the data hash
+and its validation accuracy.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline import config
+from pipeline.cli import UserError, run
+from pipeline.config import Params
+from pipeline.data import load_stats
+from pipeline.paths import (
+    PREPARED_DIR,
+    REGISTRY_REPORT,
+    VOCABULARY,
+    model_path,
+    train_metrics_path,
+    tuned_model_path,
+    tuning_report_path,
+    write_atomic,
+)
+
+REGISTERED_MODEL = "imdb-sentiment"
+CHAMPION, CHALLENGER = "champion", "challenger"
+
+
+@dataclass(frozen=True)
+class Candidate:
+    name: str  # experiment name, or <architecture>-tuned
+    val_accuracy: float
+    path: Path
+    maxlen: int
+
+
+def candidates(params: Params) -> list[Candidate]:
+    """Every model with a validation result, best first."""
+    found = []
+    for name, experiment in params.train.experiments.items():
+        metrics, path = train_metrics_path(name), model_path(name)
+        if metrics.is_file() and path.is_file():
+            value = json.loads(metrics.read_text(encoding="utf-8"))["val/accuracy"]  # the saved, last-epoch model
+            found.append(Candidate(name, value, path, experiment.maxlen))
+    for architecture in params.tune.architectures:
+        summary, path = tuning_report_path(architecture), tuned_model_path(architecture)
+        if summary.is_file() and path.is_file():
+            result = json.loads(summary.read_text(encoding="utf-8"))
+            maxlen = result["best_params"].get("maxlen", params.train.experiments[architecture].maxlen)
+            found.append(Candidate(f"{architecture}-tuned", result["best_value"], path, maxlen))
+    return sorted(found, key=lambda c: -c.val_accuracy)
+
+
+def rank(pool: list[dict]) -> tuple[dict, dict | None]:
+    """(champion, challenger) from entries with "val_accuracy" and "sha256", distinct models.
+
+    Ties keep the earlier entry, so a current champion listed first is not displaced by an equal model.
+    """
+    distinct: dict[str, dict] = {}
+    for entry in pool:
+        distinct.setdefault(entry["sha256"], entry)
+    ordered = sorted(distinct.values(), key=lambda e: -e["val_accuracy"])
+    return ordered[0], ordered[1] if len(ordered) > 1 else None
+
+
+def main() -> None:
+    params = config.load()
+    load_stats(params.prepare.num_words)
+    found = candidates(params)
+    if not found:
+        raise UserError("no trained model with a validation result: run `dvc repro train` first")
+
+    import mlflow
+
+    from pipeline import tracking
+
+    root = tracking.project_root(Path.cwd())
+    tracking.start(root, os.environ.get("MLFLOW_TRACKING_URI"))
+    client = mlflow.MlflowClient()
+    data = tracking.data_hash(PREPARED_DIR)
+    versions = client.search_model_versions(f"name='{REGISTERED_MODEL}'") if _exists(client) else []
+    by_hash = {v.tags.get("model.sha256"): v for v in versions}
+    current = _alias(client, CHAMPION)
+
+    pool = []
+    if current is not None:
+        pool.append({"name": current.tags.get("model"), "val_accuracy": float(current.tags["val_accuracy"]),
+                     "sha256": current.tags["model.sha256"], "version": current})
+    for candidate in found:
+        pool.append({"name": candidate.name, "val_accuracy": candidate.val_accuracy,
+                     "sha256": tracking.file_sha256(candidate.path), "candidate": candidate})
+    champion, challenger = rank(pool)
+    print(f"best on validation: {found[0].name} ({found[0].val_accuracy:.4f}); current champion: "
+          + (f"{current.tags.get('model')} v{current.version} ({float(current.tags['val_accuracy']):.4f})"
+             if current else "none"), flush=True)
+
+    def version_of(entry: dict):
+        if "version" in entry:
+            return entry["version"]
+        if entry["sha256"] in by_hash:  # already registered: keep its version, refresh its score
+            version = by_hash[entry["sha256"]]
+            client.set_model_version_tag(REGISTERED_MODEL, version.version, "val_accuracy", str(entry["val_accuracy"]))
+            return client.get_model_version(REGISTERED_MODEL, version.version)
+        return _register(client, entry["candidate"], entry["sha256"], params, data)
+
+    chosen = {CHAMPION: version_of(champion)}
+    if challenger is not None:
+        chosen[CHALLENGER] = version_of(challenger)
+    for alias, version in chosen.items():
+        client.set_registered_model_alias(REGISTERED_MODEL, alias, version.version)
+        print(f"{REGISTERED_MODEL}@{alias} = version {version.version} ({version.tags.get('model')}, "
+              f"val/accuracy {float(version.tags['val_accuracy']):.4f})")
+    write_atomic(REGISTRY_REPORT, tracking.dumps({
+        alias: {"version": int(v.version), "model": v.tags.get("model"), "val/accuracy": float(v.tags["val_accuracy"]),
+                "source_run": v.tags.get("source_run")} for alias, v in chosen.items()}))
+
+
+def _exists(client) -> bool:
+    import mlflow
+
+    try:
+        client.get_registered_model(REGISTERED_MODEL)
+        return True
+    except mlflow.exceptions.MlflowException:
+        return False
+
+
+def _alias(client, alias: str):
+    import mlflow
+
+    try:
+        return client.get_model_version_by_alias(REGISTERED_MODEL, alias)
+    except mlflow.exceptions.MlflowException:
+        return None
+
+
+def _register(client, candidate: Candidate, sha256: str, params: Params, data: str):
+    """Log the servable pyfunc for ``candidate`` in a run of its own and register it."""
+    import mlflow
+
+    from pipeline import serving, tracking
+
+    sources = client.search_runs([mlflow.get_experiment_by_name(tracking.EXPERIMENT).experiment_id],
+                                 f"tags.`model.sha256` = '{sha256}'", order_by=["attributes.start_time ASC"])
+    source_run = sources[0].info.run_id if sources else "unknown"
+    settings = {"maxlen": candidate.maxlen, "num_words": params.prepare.num_words,
+                "padding": params.train.padding, "truncating": params.train.truncating}
+    commit, _ = tracking.git_state(Path.cwd())
+    tags = {"model": candidate.name, "val_accuracy": str(candidate.val_accuracy), "model.sha256": sha256,
+            "source_run": source_run, "data.sha256": data, "git.commit": commit}
+    print(f"registering {candidate.name} (source run {source_run})", flush=True)
+    with mlflow.start_run(run_name=f"register-{candidate.name}", tags={"stage": "register"} | tags):
+        mlflow.log_params(settings | {"model": candidate.name})
+        uri = serving.log_servable(candidate.path, VOCABULARY, settings)
+    registered = mlflow.register_model(uri, REGISTERED_MODEL, tags=tags)
+    return client.get_model_version(REGISTERED_MODEL, registered.version)
+
+
+if __name__ == "__main__":
+    run(main)

@@ -1,0 +1,103 @@
+"""The servable model: raw review text in, positive-class probability and label out.
+
+:class:`SentimentModel` is an MLflow pyfunc that bundles the Keras model with
+everything needed to turn text into its input, exactly as prepare did for
+training: the tokeniser and encoder of :mod:`pipeline.data` (shipped as code),
+the training vocabulary (``vocab.tsv``), ``num_words``, maxlen, padding and
+truncating. ``mlflow models serve`` and :mod:`pipeline.predict` both use it.
+
+Input: a list of strings, a pandas Series, or a DataFrame with a ``review``
+column. Output: a DataFrame with ``probability`` (positive class) and ``label``
+(``positive`` or ``negative``), one row per review.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+from mlflow.exceptions import MlflowException
+from mlflow.models import ModelSignature
+from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+from mlflow.types import ColSpec, Schema
+
+COLUMN = "review"
+# One unnamed string column: a plain list of texts passes MLflow's schema check, and so
+# does a DataFrame with a single column; predict() insists that column is "review".
+SIGNATURE = ModelSignature(
+    inputs=Schema([ColSpec("string")]),
+    outputs=Schema([ColSpec("double", "probability"), ColSpec("string", "label")]),
+)
+EXAMPLE = pd.DataFrame({COLUMN: ["A moving, beautifully acted film.", "Dull, predictable and far too long."]})
+PREDICT_BATCH = 256
+
+
+def reviews_from(model_input) -> list[str]:
+    """The review texts of any accepted input form; anything else is a clear error."""
+    if isinstance(model_input, pd.DataFrame):
+        if list(model_input.columns) == [0]:  # a plain list, made a frame by MLflow's schema check
+            model_input = model_input.rename(columns={0: COLUMN})
+        if COLUMN not in model_input.columns:
+            columns = ", ".join(map(str, model_input.columns))
+            raise MlflowException(f"input has no {COLUMN!r} column (columns: {columns}); send a DataFrame with a "
+                                  f"{COLUMN!r} column of review texts", INVALID_PARAMETER_VALUE)
+        values = model_input[COLUMN].tolist()
+    elif isinstance(model_input, pd.Series | list | tuple | np.ndarray):
+        values = list(model_input)
+    elif isinstance(model_input, str):
+        values = [model_input]
+    else:
+        raise MlflowException(f"input of type {type(model_input).__name__} not understood; send review texts",
+                              INVALID_PARAMETER_VALUE)
+    for position, value in enumerate(values):
+        if not isinstance(value, str):
+            raise MlflowException(f"review {position} is {type(value).__name__}, not text", INVALID_PARAMETER_VALUE)
+    return values
+
+
+class SentimentModel(mlflow.pyfunc.PythonModel):
+    """A Keras sentiment model that reads raw review text."""
+
+    def load_context(self, context) -> None:
+        import keras
+
+        from pipeline.data import load_vocabulary, word_index
+
+        settings = json.loads(Path(context.artifacts["settings"]).read_text(encoding="utf-8"))
+        self.maxlen, self.padding, self.truncating = settings["maxlen"], settings["padding"], settings["truncating"]
+        self.index = word_index(load_vocabulary(Path(context.artifacts["vocabulary"])), settings["num_words"])
+        self.model = keras.models.load_model(context.artifacts["keras_model"], safe_mode=True)
+
+    def encode(self, reviews: list[str]) -> np.ndarray:
+        from pipeline.data import Sequences, encode, pad, tokenize
+
+        sequences = Sequences.from_lists([encode(tokenize(r), self.index) for r in reviews],
+                                         np.zeros(len(reviews)), np.zeros(len(reviews)))
+        return pad(sequences, self.maxlen, self.padding, self.truncating)
+
+    def predict(self, context, model_input, params=None) -> pd.DataFrame:
+        reviews = reviews_from(model_input)
+        if not reviews:
+            return pd.DataFrame({"probability": np.zeros(0), "label": np.array([], dtype=object)})
+        probabilities = self.model.predict(self.encode(reviews), batch_size=PREDICT_BATCH, verbose=0).reshape(-1)
+        probabilities = probabilities.astype(np.float64)
+        return pd.DataFrame({"probability": probabilities,
+                             "label": np.where(probabilities >= 0.5, "positive", "negative")})
+
+
+def log_servable(keras_path: Path, vocabulary: Path, settings: dict) -> str:
+    """Log the pyfunc (model, vocabulary, settings, pipeline code) to the active run; return its model URI."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        settings_path = Path(folder) / "settings.json"
+        settings_path.write_text(json.dumps(settings, indent=2, sort_keys=True), encoding="utf-8")
+        info = mlflow.pyfunc.log_model(
+            name="servable", python_model=str(Path(__file__).with_name("servable.py")),
+            artifacts={"keras_model": str(keras_path), "vocabulary": str(vocabulary), "settings": str(settings_path)},
+            code_paths=[str(Path(__file__).parent)], signature=SIGNATURE, input_example=EXAMPLE,
+        )
+    return info.model_uri
