@@ -85,7 +85,9 @@ def main() -> None:
     server = subprocess.Popen([str(Path(sys.executable).with_name("mlflow")), "models", "serve", "-m", URI,
                                "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-                              env=os.environ | {"MLFLOW_TRACKING_URI": mlflow.get_tracking_uri()})
+                              env=os.environ | {"MLFLOW_TRACKING_URI": mlflow.get_tracking_uri(),
+                                                # the server starts its workers from this environment's bin
+                                                "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"})
     try:
         for _ in range(240):
             try:
@@ -93,6 +95,8 @@ def main() -> None:
                 break
             except OSError:
                 time.sleep(0.5)
+        else:
+            sys.exit("mlflow models serve did not answer within 120 s")
 
         def post(batch):
             body = json.dumps({"inputs": batch}).encode()
