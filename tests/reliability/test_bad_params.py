@@ -1,0 +1,127 @@
+"""The bad-input matrix for params.yaml: every key wrong in type, out of range and missing, and an
+unknown key in every section. Each case must give one line naming the key, the value and what is
+allowed; a sample of stages run as subprocesses must exit 2 and leave every file as it was."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import hashlib
+import math
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipeline import config
+from pipeline.cli import UserError
+from tests.conftest import ROOT, run
+
+DEFAULTS = yaml.safe_load((ROOT / "params.yaml").read_text())
+WRONG_TYPE = {int: "not-a-number", float: "not-a-number", str: 12345, bool: "yes", list: "dense"}
+OUT_OF_RANGE_CANDIDATES = (-1, 0, -(2**40), 2**40, 1e-12, math.inf, "not valid!", [], ["x", "x"])
+
+
+def leaves(cls: type, values: dict, prefix: str = ""):
+    """(dotted key, rule) for every scalar key of ``values`` under dataclass ``cls``."""
+    for spec in dataclasses.fields(cls):
+        key, value = f"{prefix}{spec.name}", values[spec.name]
+        if "rule" in spec.metadata:
+            yield key, spec.metadata["rule"]
+        elif "mapping" in spec.metadata:
+            entry_cls = spec.metadata["mapping"][0]
+            name = next(iter(value))  # one named entry stands for all: they share one parser
+            yield from leaves(entry_cls, value[name], f"{key}.{name}.")
+        else:
+            yield from leaves(config._resolve(spec.type), value, f"{key}.")
+
+
+def sections(cls: type, values: dict, prefix: str = ""):
+    yield prefix.rstrip(".")
+    for spec in dataclasses.fields(cls):
+        if "rule" in spec.metadata:
+            continue
+        if "mapping" in spec.metadata:
+            name = next(iter(values[spec.name]))
+            yield from sections(spec.metadata["mapping"][0], values[spec.name][name], f"{prefix}{spec.name}.{name}.")
+        else:
+            yield from sections(config._resolve(spec.type), values[spec.name], f"{prefix}{spec.name}.")
+
+
+def out_of_range(rule: config.Rule):
+    for candidate in OUT_OF_RANGE_CANDIDATES:
+        converted = config._convert(candidate, rule.kind)
+        if converted is not None and not rule.ok(converted):
+            return candidate
+    return None  # e.g. booleans: every value of the right type is allowed
+
+
+def cases():
+    for key, rule in leaves(config.Params, DEFAULTS):
+        yield pytest.param(key, WRONG_TYPE[rule.kind], f"{key} = {WRONG_TYPE[rule.kind]!r}: must be {rule.allowed}",
+                           id=f"{key}-wrong-type")
+        bad = out_of_range(rule)
+        if bad is not None:
+            yield pytest.param(key, bad, f"{key} = {bad!r}: must be {rule.allowed}", id=f"{key}-out-of-range")
+        yield pytest.param(key, None, f"{key} is missing: must be {rule.allowed}", id=f"{key}-missing")
+    for section in sections(config.Params, DEFAULTS):
+        key = f"{section}.bogus" if section else "bogus"
+        yield pytest.param(key, 1, f"{key} is not a known key", id=f"{key}-unknown")
+
+
+def with_value(key: str, value) -> dict:
+    """The default params with ``key`` set to ``value`` (None: removed; a new key: added)."""
+    params = copy.deepcopy(DEFAULTS)
+    *parents, last = key.split(".")
+    node = params
+    for part in parents:
+        node = node[part]
+    if value is None:
+        del node[last]
+    else:
+        node[last] = value
+    return params
+
+
+@pytest.mark.parametrize(("key", "value", "message"), list(cases()))
+def test_every_key_wrong_out_of_range_missing_or_unknown_gives_one_clear_line(tmp_path, key, value, message):
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(with_value(key, value)))
+    with pytest.raises(UserError) as error:
+        config.load(path)
+    text = str(error.value)
+    assert text == f"{path}: {message}" or text.startswith(f"{path}: {message}"), text
+    assert "\n" not in text
+
+
+def test_the_matrix_is_large_and_covers_every_key():
+    ids = [case.id for case in cases()]
+    assert len(ids) >= 80
+    keys = {k for k, _ in leaves(config.Params, DEFAULTS)}
+    assert keys >= {"base.seed", "tune.heartbeat", "train.experiments.dense.dropout", "tune.space.maxlen.log"}
+
+
+def tree_digest(root: Path) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file() and ".git" not in p.parts):
+        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+@pytest.mark.parametrize(("stage", "key", "value"), [
+    (["python", "-m", "pipeline.download"], "download.retries", 99),
+    (["python", "-m", "pipeline.prepare"], "prepare.val_fraction", 1.5),
+    (["python", "-m", "pipeline.train", "--experiment", "lstm"], "train.batch_size", 0),
+    (["python", "-m", "pipeline.tune", "--architecture", "lstm"], "tune.pruner", "random"),
+    (["python", "-m", "pipeline.evaluate"], "train.padding", "middle"),
+    (["python", "-m", "pipeline.register"], "base.seed", -5),
+    (["python", "-m", "pipeline.report"], "tune.architectures", []),
+])
+def test_every_stage_stops_with_exit_2_and_touches_nothing(project: Path, stage, key, value):
+    (project / "params.yaml").write_text(yaml.safe_dump(with_value(key, value)))
+    before = tree_digest(project)
+    result = run(stage, project, check=False)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: params.yaml: {key} = "), result.stderr
+    assert tree_digest(project) == before
