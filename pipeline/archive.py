@@ -6,7 +6,8 @@ members are read; ``unsup/``, ``*.feat``, url lists and the README are skipped.
 The archive is refused when a member name is absolute, contains ``..`` or is a
 link, when a review's file name or rating breaks the layout, or when the four
 split/class folders do not hold the same, non-zero number of reviews (12,500
-each in the release).
+each in the release). A review must be UTF-8 text of at most ``MAX_REVIEW_BYTES`` (the
+release's longest is 13.7 KB): a bigger member is refused before it is read.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ REVIEW_FILE = re.compile(r"(\d+)_(\d+)\.txt")
 GROUPS = (("train", "pos"), ("train", "neg"), ("test", "pos"), ("test", "neg"))
 # The release rates positive reviews 7-10 and negative ones 1-4 (README of aclImdb).
 RATINGS = {"pos": range(7, 11), "neg": range(1, 5)}
+MAX_REVIEW_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -112,7 +114,15 @@ def _review(tar: tarfile.TarFile, member: tarfile.TarInfo, path: Path) -> Review
     if rating not in RATINGS[polarity]:
         low, high = RATINGS[polarity][0], RATINGS[polarity][-1]
         raise UserError(f"{path}: member {name!r} has rating {rating}; {polarity} reviews are rated {low}-{high}")
-    text = tar.extractfile(member).read().decode("utf-8", errors="replace")
+    if member.size > MAX_REVIEW_BYTES:
+        raise UserError(f"{path}: member {name!r} is {member.size:,} bytes; a review must be at most "
+                        f"{MAX_REVIEW_BYTES:,} bytes (the release's longest is 13,704)")
+    data = tar.extractfile(member).read()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise UserError(f"{path}: member {name!r} is not UTF-8 text (byte 0x{data[error.start]:02x} at offset "
+                        f"{error.start}); reviews must be UTF-8 as in the release") from None
     return Review(split, 1 if polarity == "pos" else 0, rating, review_id, text)
 
 

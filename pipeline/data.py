@@ -122,9 +122,12 @@ def save_split(sequences: Sequences, names: Sequence[str], directory: Path) -> N
 def load_split(split: str, prepared_dir: Path = PREPARED_DIR) -> Sequences:
     directory = split_dir(split, prepared_dir)
     try:
-        arrays = {f: np.load(directory / f"{f}.npy") for f in ("tokens", "offsets", "labels", "ratings")}
+        arrays = {f: np.load(directory / f"{f}.npy", allow_pickle=False)
+                  for f in ("tokens", "offsets", "labels", "ratings")}
     except FileNotFoundError as error:
         raise UserError(f"{error.filename}: prepared data missing; run `dvc repro prepare` first") from None
+    except ValueError as error:  # object arrays need pickles, which could run code: never loaded
+        raise UserError(f"{directory}: not plain numeric arrays ({error}); rerun `dvc repro -f prepare`") from None
     return Sequences(**arrays)
 
 

@@ -164,6 +164,7 @@ def main() -> None:
 
     from pipeline import tracking
     from pipeline.data import load_split
+    from pipeline.models import load as load_model
 
     root = tracking.project_root(Path.cwd())
     tracking.start(root, os.environ.get("MLFLOW_TRACKING_URI"))
@@ -175,7 +176,7 @@ def main() -> None:
     results, correct, files = {}, {}, {}
     for number, spec in enumerate(specs, 1):
         keras.backend.clear_session()
-        model = keras.models.load_model(spec.path)
+        model = load_model(spec.path)
         maxlen = spec.settings["maxlen"]
         if model.input_shape[1] not in (None, maxlen):
             raise UserError(f"{spec.path}: built for maxlen {model.input_shape[1]}, params say {maxlen}; "
@@ -205,7 +206,7 @@ def main() -> None:
         print(f"gradient probe: {', '.join(s.name for s in defaults)} on {GRADIENT_REVIEWS} validation reviews",
               flush=True)
         keras.backend.clear_session()
-        probed = {s.name: keras.models.load_model(s.path) for s in defaults}
+        probed = {s.name: load_model(s.path) for s in defaults}
         files[GRADIENTS] = gradient_table(probed, {s.name: s.settings["maxlen"] for s in defaults},
                                           load_split("val"), padding, truncating)
 

@@ -15,8 +15,12 @@ use its fused cuDNN kernels on a GPU; ``dropout`` applies to their inputs.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import keras
 from keras import layers
+
+from pipeline.cli import UserError
 
 OPTIMIZERS = ("rmsprop", "adam", "sgd")
 
@@ -93,3 +97,15 @@ def build(architecture: str, *, optimizer: str, learning_rate: float, **hyperpar
         metrics=["accuracy"],
     )
     return model
+
+
+def load(path: Path) -> keras.Model:
+    """A saved model, in Keras' safe mode: a file that would run arbitrary code (a Lambda layer) is refused."""
+    try:
+        return keras.models.load_model(path, safe_mode=True)
+    except FileNotFoundError:
+        raise UserError(f"{path}: model missing; run its train or tune stage first") from None
+    except (ValueError, TypeError, OSError) as error:
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+        raise UserError(f"{path}: not a model this project can load safely ({reason}); "
+                        "only .keras files saved by the train and tune stages are accepted") from None

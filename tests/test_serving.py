@@ -17,8 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.conftest import SHARED_ARCHIVE, command_env, make_project, run, set_params
-from tests.test_train import free_port
+from tests.conftest import SHARED_ARCHIVE, command_env, free_port, listening_hosts, make_project, run, set_params
 
 pytestmark = pytest.mark.skipif(not SHARED_ARCHIVE.is_file(), reason="needs the labelled archive (IMDB_ARCHIVE)")
 
@@ -149,6 +148,7 @@ def test_mlflow_models_serve_answers_raw_text_and_survives_bad_requests(register
                 time.sleep(0.5)
         else:
             pytest.fail("mlflow models serve did not start")
+        assert listening_hosts(port) == {"127.0.0.1"}
         good = json.dumps({"dataframe_records": [{"review": "A wonderful film."}, {"review": "Dull."}]}).encode()
         status, answer = post(port, good)
         assert status == 200 and len(answer["predictions"]) == 2

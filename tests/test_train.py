@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import time
 import urllib.request
@@ -12,7 +11,7 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from tests.conftest import SMALL_ARCHIVE, command_env, run, set_params
+from tests.conftest import SMALL_ARCHIVE, command_env, free_port, listening_hosts, run, set_params
 
 EXPERIMENTS = ["dense", "simplernn", "lstm", "gru", "lstm_maxlen500"]
 
@@ -34,12 +33,6 @@ def runs_by_name(project: Path) -> dict:
     c = client(project)
     experiment = c.get_experiment_by_name("imdb-sentiment")
     return {r.info.run_name: r for r in c.search_runs([experiment.experiment_id], order_by=["start_time ASC"])}
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture
@@ -107,6 +100,7 @@ def test_dvc_repro_trains_every_experiment_and_mlflow_records_it(prepared: Path)
                 time.sleep(0.5)
         else:
             pytest.fail("mlflow ui did not answer on 127.0.0.1")
+        assert listening_hosts(port) == {"127.0.0.1"}  # loopback only, with no --host flag
         assert sorted(r["info"]["run_name"] for r in listed["runs"]) == sorted(EXPERIMENTS)
         artifact = urllib.request.urlopen(
             f"http://127.0.0.1:{port}/get-artifact?path=learning_curves.png&run_uuid={lstm.info.run_id}", timeout=10)

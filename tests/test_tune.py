@@ -14,8 +14,7 @@ import pytest
 
 from pipeline import config
 from pipeline.tune import check_space, study_name
-from tests.conftest import SMALL_ARCHIVE, command_env, run, set_params
-from tests.test_train import free_port
+from tests.conftest import SMALL_ARCHIVE, command_env, free_port, listening_hosts, run, set_params
 
 SPACE = {"maxlen": {"low": 20, "high": 60, "log": False}, "units": {"low": 4, "high": 8, "log": False},
          "epochs": {"low": 3, "high": 4, "log": False}}
@@ -84,9 +83,9 @@ def test_study_prunes_bridges_to_mlflow_resumes_and_shows_in_the_dashboard(tiny:
     study = optuna.load_study(study_name=name, storage=storage)
     assert len(study.trials) == 5 and study.user_attrs["mlflow_parent_run_id"] == parent.info.run_id
 
-    # A real optuna-dashboard on 127.0.0.1 lists the study.
+    # A real optuna-dashboard, started as the README says (no --host), lists the study on loopback only.
     port = free_port()
-    server = subprocess.Popen(["optuna-dashboard", "sqlite:///optuna.db", "--host", "127.0.0.1", "--port", str(port)],
+    server = subprocess.Popen(["optuna-dashboard", "sqlite:///optuna.db", "--port", str(port)],
                               cwd=tiny, env=command_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         for _ in range(120):
@@ -97,6 +96,7 @@ def test_study_prunes_bridges_to_mlflow_resumes_and_shows_in_the_dashboard(tiny:
                 time.sleep(0.5)
         else:
             pytest.fail("optuna-dashboard did not answer")
+        assert listening_hosts(port) == {"127.0.0.1"}
         assert name in [s["study_name"] for s in listed["study_summaries"]]
     finally:
         server.terminate()

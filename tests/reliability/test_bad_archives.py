@@ -56,7 +56,30 @@ def build(tmp_path: Path, kind: str) -> Path:
         twins = {f"aclImdb/{split}/{polarity}/0_{rating}.txt": b"x" for split in ("train", "test")
                  for polarity, rating in (("pos", 9), ("neg", 1))}
         make_archive(path, layout() | twins)
+    elif kind == "non-utf8":
+        make_archive(path, layout() | {"aclImdb/train/pos/0_8.txt": "caf\u00e9 latin-1".encode("latin-1")})
+    elif kind == "100mb-member":
+        with tarfile.open(path, "w:gz", compresslevel=1) as tar:
+            for name, data in layout().items():
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+            huge = tarfile.TarInfo("aclImdb/test/pos/99_10.txt")
+            huge.size = 100 * 2**20
+            tar.addfile(huge, _Zeros(huge.size))
     return path
+
+
+class _Zeros(io.RawIOBase):
+    """A file of ``size`` zero bytes that is never held in memory at once."""
+
+    def __init__(self, size: int):
+        self.left = size
+
+    def read(self, n: int = -1) -> bytes:
+        n = self.left if n < 0 else min(n, self.left)
+        self.left -= n
+        return bytes(n)
 
 
 @pytest.mark.parametrize(("kind", "message"), [
@@ -74,6 +97,8 @@ def build(tmp_path: Path, kind: str) -> Path:
     ("misnamed-review", "does not follow the layout <id>_<rating>.txt"),
     ("wrong-rating", "has rating 8; neg reviews are rated 1-4"),
     ("duplicate-id", "review id 0 appears twice in train/pos"),
+    ("non-utf8", "member 'aclImdb/train/pos/0_8.txt' is not UTF-8 text (byte 0xe9 at offset 3)"),
+    ("100mb-member", "member 'aclImdb/test/pos/99_10.txt' is 104,857,600 bytes; a review must be at most 1,048,576"),
 ])
 def test_a_broken_archive_stops_download_with_one_line_and_touches_nothing(project: Path, tmp_path: Path, kind,
                                                                            message):
