@@ -69,7 +69,7 @@ FIGURES_DIR = Path("reports/figures")
 def write_atomic(path: Path, content: str | bytes) -> None:
     """Write a whole file or nothing: a temporary sibling, then a rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.partial")
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.partial")  # parallel workers never share one
     if isinstance(content, bytes):
         temporary.write_bytes(content)
     else:

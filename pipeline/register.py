@@ -165,7 +165,7 @@ def _register(client, candidate: Candidate, sha256: str, params: Params, data: s
     tags = {"model": candidate.name, "val_accuracy": str(candidate.val_accuracy), "model.sha256": sha256,
             "source_run": source_run, "data.sha256": data, "git.commit": commit}
     print(f"registering {candidate.name} (source run {source_run})", flush=True)
-    with mlflow.start_run(run_name=f"register-{candidate.name}", tags={"stage": "register"} | tags):
+    with tracking.started_run(run_name=f"register-{candidate.name}", tags={"stage": "register"} | tags):
         mlflow.log_params(settings | {"model": candidate.name})
         uri = serving.log_servable(candidate.path, VOCABULARY, settings)
     registered = mlflow.register_model(uri, REGISTERED_MODEL, tags=tags)

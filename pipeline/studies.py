@@ -6,11 +6,19 @@ one logging callback. The bridge (not the deprecated optuna_integration
 MLflowCallback) keeps one parent run per study, continued across reruns, and
 one nested run per trial: FINISHED, KILLED with tag optuna.state=PRUNED, or
 FAILED. Each trial stores its MLflow run id as a user attribute.
+
+Several workers may share one study (a journal file or PostgreSQL storage). The
+study then holds exactly ``tune.n_trials`` finished trials: a worker asks for a
+trial only while holding the study's lock (pipeline.locks) and only when
+finished plus running trials leave a slot free; when the last slots are taken by
+other workers it waits for them. A trial whose worker died is failed (heartbeat,
+or its owner process gone on this host) and its slot is run again.
 """
 
 from __future__ import annotations
 
 import math
+import os
 import shutil
 import time
 import warnings
@@ -26,9 +34,10 @@ from pipeline.cli import UserError
 from pipeline.config import INTEGER_TUNABLE, Params
 from pipeline.data import load_split
 from pipeline.figures import plt
+from pipeline.locks import StoreLock
 from pipeline.models import VARIABLE_LENGTH, build
 from pipeline.paths import tuned_model_path
-from pipeline.tracking import file_sha256
+from pipeline.tracking import EXPERIMENT, OWNER_TAG, file_sha256, owner, owner_is_dead, started_run
 from pipeline.training import fit, seed_everything
 
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
@@ -45,7 +54,9 @@ def open_storage(url: str, explicit: bool, heartbeat: int = 30):
 
             return optuna.storages.JournalStorage(JournalFileBackend(url.removeprefix("journal:")))
         # A trial whose worker died (kill -9, lost host) is failed after 3 missed heartbeats.
-        return optuna.storages.RDBStorage(url, heartbeat_interval=heartbeat, grace_period=3 * heartbeat)
+        # Two workers creating the tables of a new database at once would break it: one at a time.
+        with StoreLock(url, "optuna-store-init"):
+            return optuna.storages.RDBStorage(url, heartbeat_interval=heartbeat, grace_period=3 * heartbeat)
     except Exception as error:  # SQLAlchemy, drivers and Optuna raise many kinds for a bad URL
         reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
         raise UserError(f"{where}: unusable ({reason}); use an Optuna storage URL such as "
@@ -73,21 +84,36 @@ def _sample(trial: optuna.Trial, params: Params, defaults: dict, architecture: s
     return values
 
 
-def _close_orphans(study: optuna.Study) -> None:
-    """MLflow runs of trials whose worker died (failed by the heartbeat) are marked FAILED too."""
+def _fail_dead_trials(study: optuna.Study, storage) -> None:
+    """Fail the RUNNING trials whose worker died, and mark their MLflow runs KILLED.
+
+    RDB storages know it from missed heartbeats (any host); for every storage, a trial
+    whose owner process on this host is gone is failed at once (journal files have no
+    heartbeat).
+    """
+    states = optuna.trial.TrialState
+    if isinstance(storage, optuna.storages.RDBStorage):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(study)
+    for trial in study.get_trials(deepcopy=False, states=(states.RUNNING,)):
+        if owner_is_dead(trial.user_attrs.get("owner", "")):
+            storage.set_trial_state_values(trial._trial_id, states.FAIL)  # no public API for another's trial
+            print(f"study {study.study_name}: trial {trial.number} lost its worker ({trial.user_attrs['owner']}); "
+                  "failed, its slot is run again", flush=True)
     client = mlflow.MlflowClient()
-    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.FAIL,)):
+    for trial in study.get_trials(deepcopy=False, states=(states.FAIL,)):
         run_id = trial.user_attrs.get("mlflow_run_id")
         if run_id:
             try:
                 if client.get_run(run_id).info.status == "RUNNING":
-                    client.set_terminated(run_id, "FAILED")
+                    client.set_terminated(run_id, "KILLED")
             except mlflow.exceptions.MlflowException:
                 pass  # the run lives in another store
 
 
 def run_study(params: Params, architecture: str, defaults: dict, storage, name: str, *, storage_label: str,
-              model_dir: Path) -> tuple[dict, pd.DataFrame]:
+              model_dir: Path, slots: StoreLock | None = None) -> tuple[dict, pd.DataFrame]:
     tune, train_params = params.tune, params.train
     max_epochs = int(tune.space["epochs"].high) if "epochs" in tune.space else defaults["epochs"]
     try:
@@ -97,30 +123,31 @@ def run_study(params: Params, architecture: str, defaults: dict, storage, name: 
         )
     except Exception as error:
         raise UserError(f"Optuna storage {storage_label}: cannot open study {name} ({error})") from None
+    slots = slots or StoreLock("", name)
     # Trials of workers that died are failed first, so they neither count nor block the study.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        optuna.storages.fail_stale_trials(study)
-    # Seeded from base.seed, the study and how far it got: reproducible, yet neither two
-    # architectures nor a resumed run replay the same random start-up points.
-    done = len(study.get_trials(deepcopy=False))
-    study.sampler = optuna.samplers.TPESampler(seed=zlib.crc32(f"{params.base.seed}/{name}/{done}".encode()))
-    searched = [n for n in tune.space if n != "units" or architecture in VARIABLE_LENGTH]
-    # The default experiment goes first, once; again only if its worker died (a FAIL trial).
-    if not any(t.user_attrs.get("default") and t.state != optuna.trial.TrialState.FAIL
-               for t in study.get_trials(deepcopy=False)):
-        study.enqueue_trial({n: defaults[n] for n in searched}, user_attrs={"default": True})
+    slots.acquire()
+    try:
+        _fail_dead_trials(study, storage)
+        # The default experiment goes first, once; again only if its worker died (a FAIL trial).
+        searched = [n for n in tune.space if n != "units" or architecture in VARIABLE_LENGTH]
+        if not any(t.user_attrs.get("default") and t.state != optuna.trial.TrialState.FAIL
+                   for t in study.get_trials(deepcopy=False)):
+            study.enqueue_trial({n: defaults[n] for n in searched}, user_attrs={"default": True})
+    finally:
+        slots.release()
     train, val = load_split("train"), load_split("val")
     bucketing = train_params.bucketing and architecture in VARIABLE_LENGTH
     deadline = time.monotonic() + tune.timeout if tune.timeout else math.inf
     (model_dir / name).mkdir(parents=True, exist_ok=True)
 
     def objective(trial: optuna.Trial) -> float:
+        slots.release()  # the trial exists now: other workers may ask for theirs
+        trial.set_user_attr("owner", owner())
         values = _sample(trial, params, defaults, architecture)
         keras.backend.clear_session()  # one graph per trial: memory stays flat over a long study
         seed_everything(params.base.seed + trial.number, params.base.deterministic)
         child = mlflow.start_run(run_name=f"{architecture}-trial-{trial.number}", nested=True,
-                                 tags={"optuna.study": name, "optuna.trial": str(trial.number)})
+                                 tags={"optuna.study": name, "optuna.trial": str(trial.number), OWNER_TAG: owner()})
         trial.set_user_attr("mlflow_run_id", child.info.run_id)
         mlflow.log_params(values | {"architecture": architecture, "trial": trial.number, "bucketing": bucketing})
         status = "FAILED"
@@ -133,7 +160,6 @@ def run_study(params: Params, architecture: str, defaults: dict, storage, name: 
             if trial.should_prune():
                 raise optuna.TrialPruned(f"pruned after epoch {row['epoch']}")
             if time.monotonic() > deadline:
-                study.stop()
                 mlflow.set_tag("optuna.stop_reason", "tune.timeout")
                 raise optuna.TrialPruned("tune.timeout reached")
 
@@ -146,7 +172,7 @@ def run_study(params: Params, architecture: str, defaults: dict, storage, name: 
                        truncating=train_params.truncating, bucketing=bucketing, seed=params.base.seed + trial.number,
                        on_epoch=report)
             value = rows[-1]["val/accuracy"]  # the model we keep is the last epoch's, as in training
-            if value > _best_value(study):
+            if value >= _best_value(study):
                 path = model_dir / name / f"trial-{trial.number}.keras"
                 model.save(path)
                 trial.set_user_attr("model_path", str(path))
@@ -158,37 +184,78 @@ def run_study(params: Params, architecture: str, defaults: dict, storage, name: 
             mlflow.set_tag("optuna.state", "PRUNED")
             status = "KILLED"
             raise
+        except KeyboardInterrupt:
+            status = "KILLED"  # Ctrl-C or SIGTERM; Optuna fails the trial and the next run redoes its slot
+            raise
         finally:
             mlflow.end_run(status)
 
-    parent_id = study.user_attrs.get("mlflow_parent_run_id")
-    parent_run = mlflow.start_run(run_id=parent_id) if parent_id else mlflow.start_run(run_name=f"tune-{architecture}")
-    with parent_run as parent:
+    # One parent run per study, whichever worker comes first makes it.
+    slots.acquire()
+    try:
+        parent_id = study.user_attrs.get("mlflow_parent_run_id")
         if not parent_id:
-            study.set_user_attr("mlflow_parent_run_id", parent.info.run_id)
-            mlflow.set_tags({"optuna.study": name, "stage": f"tune@{architecture}"})
+            created = mlflow.MlflowClient().create_run(
+                mlflow.get_experiment_by_name(EXPERIMENT).experiment_id, run_name=f"tune-{architecture}",
+                tags={"optuna.study": name, "stage": f"tune@{architecture}", OWNER_TAG: owner()})
+            study.set_user_attr("mlflow_parent_run_id", created.info.run_id)
+    finally:
+        slots.release()
+    fresh = study.user_attrs.get("mlflow_parent_run_id") != parent_id
+    parent_id = study.user_attrs["mlflow_parent_run_id"]
+    with started_run(run_id=parent_id):
+        if fresh:
             mlflow.log_params({
                 "architecture": architecture, "study": name, "storage": storage_label, "n_trials": tune.n_trials,
                 "sampler": f"TPESampler(seeded from base.seed {params.base.seed})", "pruner": tune.pruner,
                 "warmup_epochs": tune.warmup_epochs,
                 "space": {n: vars(r) for n, r in tune.space.items()},
             })
-        _close_orphans(study)
         finished = len(study.get_trials(deepcopy=False, states=FINISHED))
-        if finished < tune.n_trials:
-            print(f"study {name}: {finished} of {tune.n_trials} trials done; storage {storage_label}", flush=True)
-            study.optimize(
-                objective, n_trials=tune.n_trials - finished, gc_after_trial=True,
-                callbacks=[optuna.study.MaxTrialsCallback(tune.n_trials, states=FINISHED)],
-            )
+        print(f"study {name}: {finished} of {tune.n_trials} trials done; storage {storage_label}", flush=True)
+        _run_trials(study, storage, slots, objective, tune.n_trials, deadline, seed=f"{params.base.seed}/{name}")
         summary, trials = _summarize(study, tune.n_trials)
         mlflow.log_metrics({"best/val/accuracy": summary["best_value"], "pruning/epoch_ratio": summary["epoch_ratio"]})
-        mlflow.log_params({f"best_{k}": v for k, v in summary["best_params"].items()} if not parent_id else {})
+        mlflow.log_params({f"best_{k}": v for k, v in summary["best_params"].items()} if fresh else {})
         _log_figures(study)
         mlflow.log_text(trials.to_csv(index=False), "trials.csv")
         # The evaluate stage finds this run (and the best trial's) by the tuned model's hash.
         mlflow.set_tag("model.sha256", _copy_best_model(study, architecture))
     return summary, trials
+
+
+def _run_trials(study: optuna.Study, storage, slots: StoreLock, objective, n_trials: int, deadline: float,
+                seed: str) -> None:
+    """Run trials until the study has ``n_trials`` finished ones, sharing the slots with other workers.
+
+    The sampler is seeded per trial from ``seed`` and the number of trials before it:
+    reproducible for one worker, and neither two architectures, two workers nor a
+    resumed run replay the same random start-up points.
+    """
+    states = optuna.trial.TrialState
+    said = 0.0
+    while time.monotonic() < deadline:
+        slots.acquire()
+        try:
+            _fail_dead_trials(study, storage)
+            trials = study.get_trials(deepcopy=False)
+            finished = sum(t.state in FINISHED for t in trials)
+            running = sum(t.state == states.RUNNING for t in trials)
+            if finished >= n_trials:
+                return
+            if finished + running < n_trials:
+                # Asks for the trial while the lock is held; the objective releases it first thing.
+                study.sampler = optuna.samplers.TPESampler(seed=zlib.crc32(f"{seed}/{len(trials)}".encode()))
+                study.optimize(objective, n_trials=1, gc_after_trial=True)
+                continue
+        finally:
+            slots.release()
+        # Every slot left is a trial running in another worker: wait for it (or for that worker to die).
+        if time.monotonic() - said > 30:
+            print(f"study {study.study_name}: {finished} of {n_trials} trials done, {running} running in other "
+                  "workers; waiting for them", flush=True)
+            said = time.monotonic()
+        time.sleep(2)
 
 
 def _best_value(study: optuna.Study) -> float:
@@ -256,7 +323,7 @@ def _copy_best_model(study: optuna.Study, architecture: str) -> str:
                         "rerun the stage where that trial ran")
     target = tuned_model_path(architecture)
     target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(f".{target.stem}.partial.keras")
+    partial = target.with_name(f".{target.stem}.{os.getpid()}.partial.keras")  # workers may copy at once
     shutil.copyfile(source, partial)
     partial.replace(target)
     return file_sha256(target)

@@ -9,16 +9,25 @@ project root with no flags shows them.
 under ``<project root>/.dvc/tmp/exps/``; :func:`project_root` sees through
 that copy, so those runs land in the workspace's store instead of a database
 that DVC deletes afterwards.
+
+Every run is tagged ``lab.owner`` (host, pid and the process's start time). A
+process interrupted by Ctrl-C or SIGTERM ends its runs as KILLED; one that could
+not (kill -9, out of memory, power loss) leaves them RUNNING, and the next stage
+started on the same host marks them KILLED (:func:`close_orphans`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import platform
+import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -31,10 +40,12 @@ from mlflow.models import infer_signature
 from sqlalchemy.exc import SQLAlchemyError
 
 from pipeline.cli import UserError
+from pipeline.locks import StoreLock
 
 EXPERIMENT = "imdb-sentiment"
 DATABASE = "mlflow.db"
 ARTIFACTS = "mlruns"
+OWNER_TAG = "lab.owner"
 CODE = ("pipeline", "params.yaml", "dvc.yaml", "pyproject.toml", "constraints.txt")  # what decides a run's results
 
 
@@ -62,12 +73,60 @@ def start(root: Path, tracking_uri: str | None) -> str:
             raise UserError(f"{where}: no MLflow server answers ({type(error).__name__}); start it or unset "
                             "MLFLOW_TRACKING_URI to use mlflow.db in the project root") from None
     try:
-        mlflow.set_tracking_uri(uri)
-        _ensure_experiment(root, tracking_uri)
+        with StoreLock(uri, "mlflow-store-init"):  # two processes creating a new store's tables break it
+            mlflow.set_tracking_uri(uri)
+            _ensure_experiment(root, tracking_uri)
+            close_orphans()
     except (mlflow.exceptions.MlflowException, ImportError, SQLAlchemyError, OSError) as error:
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise UserError(f"{where}: unusable ({reason}); fix it or unset MLFLOW_TRACKING_URI") from None
+        raise UserError(f"{where}: unusable ({redact_text(reason, uri)}); fix it or unset MLFLOW_TRACKING_URI") \
+            from None
     return uri
+
+
+def owner() -> str:
+    """Which process this is, in a form another process on this host can check: host:pid:start time."""
+    return f"{socket.gethostname()}:{os.getpid()}:{_start_time(os.getpid())}"
+
+
+def _start_time(pid: int) -> str:
+    try:  # field 22 of /proc/<pid>/stat, after the parenthesised command name
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return "?"
+
+
+def owner_is_dead(tag: str) -> bool:
+    """True when ``tag`` names a process of this host that no longer runs; False when alive or unknowable."""
+    host, _, rest = tag.partition(":")
+    pid, _, started = rest.partition(":")
+    if host != socket.gethostname() or not pid.isdigit() or started == "?":
+        return False  # another host's process: its heartbeat (Optuna) or its owner has to tell
+    return _start_time(int(pid)) != started  # gone, or the pid now belongs to a newer process
+
+
+def close_orphans() -> None:
+    """Mark KILLED the runs left RUNNING by processes of this host that died."""
+    client = mlflow.MlflowClient()
+    experiment = mlflow.get_experiment_by_name(EXPERIMENT)
+    for found in client.search_runs([experiment.experiment_id], "attributes.status = 'RUNNING'", max_results=1000):
+        tag = found.data.tags.get(OWNER_TAG)
+        if tag and owner_is_dead(tag):
+            client.set_terminated(found.info.run_id, "KILLED")
+            print(f"MLflow run {found.info.run_name} ({found.info.run_id}) was left RUNNING by a process that died "
+                  f"({tag}); marked KILLED", flush=True)
+
+
+@contextmanager
+def started_run(**kwargs) -> Iterator[mlflow.ActiveRun]:
+    """``mlflow.start_run`` that tags the run with its owner and ends it KILLED on Ctrl-C or SIGTERM."""
+    with mlflow.start_run(**kwargs) as active:
+        mlflow.set_tag(OWNER_TAG, owner())
+        try:
+            yield active
+        except KeyboardInterrupt:
+            mlflow.end_run("KILLED")
+            raise
 
 
 def redact(uri: str) -> str:
@@ -76,6 +135,12 @@ def redact(uri: str) -> str:
     if parts.password is None:
         return uri
     return urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@", 1)))
+
+
+def redact_text(text: str, uri: str) -> str:
+    """``text`` (a driver's error message, say) with the password of ``uri`` masked wherever it appears."""
+    password = urlsplit(uri).password
+    return text.replace(password, "***") if password else text
 
 
 def _ensure_experiment(root: Path, tracking_uri: str | None) -> None:

@@ -115,7 +115,7 @@ def main() -> None:
     print(f"training {name} ({experiment.architecture}, maxlen {experiment.maxlen}, {experiment.epochs} epochs) "
           f"on {len(train):,} reviews, validating on {len(val):,}; MLflow: {uri}", flush=True)
     started = time.perf_counter()
-    with mlflow.start_run(run_name=name, tags=tags) as active:
+    with tracking.started_run(run_name=name, tags=tags) as active:
         mlflow.log_params(settings)
         model = build(
             experiment.architecture, optimizer=params.train.optimizer, learning_rate=params.train.learning_rate,
@@ -133,7 +133,7 @@ def main() -> None:
         mlflow.log_metrics({k: v for k, v in metrics.items() if k.startswith(("best/", "total/", "parameters"))})
 
         # Outputs appear only after training succeeded, each by an atomic rename.
-        partial = model_path(name).with_name(f".{name}.partial.keras")
+        partial = model_path(name).with_name(f".{name}.{os.getpid()}.partial.keras")
         partial.parent.mkdir(parents=True, exist_ok=True)
         model.save(partial)
         os.replace(partial, model_path(name))

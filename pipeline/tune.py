@@ -26,6 +26,7 @@ from pipeline import config
 from pipeline.cli import UserError, run
 from pipeline.config import INTEGER_TUNABLE, TUNABLE, Params
 from pipeline.data import load_stats
+from pipeline.locks import StoreLock
 from pipeline.paths import TRIAL_MODELS, tuning_report_path, write_atomic
 
 
@@ -88,9 +89,10 @@ def main() -> None:
                                   heartbeat=params.tune.heartbeat)
     tracking.start(root, os.environ.get("MLFLOW_TRACKING_URI"))
     started = time.perf_counter()
+    name = study_name(params, architecture, defaults)
     summary, trials = studies.run_study(
-        params, architecture, defaults, storage, study_name(params, architecture, defaults),
-        storage_label=tracking.redact(storage_url), model_dir=root / TRIAL_MODELS,
+        params, architecture, defaults, storage, name, storage_label=tracking.redact(storage_url),
+        model_dir=root / TRIAL_MODELS, slots=StoreLock(storage_url, name, getattr(storage, "engine", None)),
     )
     summary["wall_seconds"] = round(time.perf_counter() - started, 1)
     write_atomic(tuning_report_path(architecture), json.dumps(summary, indent=2, sort_keys=True) + "\n")

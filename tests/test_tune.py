@@ -154,7 +154,7 @@ def test_a_trial_killed_mid_way_is_failed_on_the_next_start_and_the_study_goes_o
     assert "2 complete, 0 pruned, 1 failed" in result.stdout
     trials = optuna.load_study(study_name=name, storage=storage).trials
     assert trials[0].state == optuna.trial.TrialState.FAIL
-    assert runs.get_run(killed.user_attrs["mlflow_run_id"]).info.status == "FAILED"
+    assert runs.get_run(killed.user_attrs["mlflow_run_id"]).info.status == "KILLED"
     # The default experiment was queued again and completed, so the tuned model still beats it or is it.
     again = [t for t in trials[1:] if t.user_attrs.get("default")]
     assert len(again) == 1 and again[0].state == optuna.trial.TrialState.COMPLETE

@@ -33,7 +33,7 @@ def test_prepare_interrupted_mid_way_leaves_nothing_half_written(project: Path, 
     rest = worker.communicate(timeout=120)[1]
     if sent == signal.SIGINT:
         assert worker.returncode == 130
-        assert "error: interrupted; outputs were left as they were before this run\n" in rest
+        assert "error: interrupted (SIGINT); outputs were left as they were before this run\n" in rest
         assert "Traceback" not in rest
     else:
         assert worker.returncode == -signal.SIGKILL

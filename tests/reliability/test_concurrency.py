@@ -1,0 +1,170 @@
+"""Two tune workers on one study, with a journal file and with a real PostgreSQL server: exactly
+tune.n_trials finished trials, none duplicated or lost, one MLflow run per trial, and an
+optuna-dashboard reading the study all along. With PostgreSQL, the password of the storage URLs
+never reaches MLflow, the logs or the reports."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import mlflow
+import optuna
+import pytest
+
+from pipeline import config
+from pipeline.tune import check_space, study_name
+from tests import postgres
+from tests.conftest import SMALL_ARCHIVE, command_env, free_port, run, set_params
+
+N_TRIALS = 6
+SPACE = {"maxlen": {"low": 20, "high": 60, "log": False}, "units": {"low": 4, "high": 8, "log": False},
+         "epochs": {"low": 6, "high": 9, "log": False}}
+
+
+@pytest.fixture(scope="module")
+def pg_server() -> Iterator[str]:
+    yield from postgres.server(free_port())
+
+
+@pytest.fixture
+def stores(request, tmp_path: Path) -> dict[str, str]:
+    """OPTUNA_STORAGE (and MLFLOW_TRACKING_URI, with PostgreSQL) for the two workers."""
+    if request.param == "journal":
+        return {"OPTUNA_STORAGE": f"journal:{tmp_path / 'study.log'}"}
+    base = request.getfixturevalue("pg_server")
+    suffix = tmp_path.name.replace("-", "_").lower()
+    return {"OPTUNA_STORAGE": postgres.create_database(base, f"optuna_{suffix}"),
+            "MLFLOW_TRACKING_URI": postgres.create_database(base, f"mlflow_{suffix}")}
+
+
+def dashboard_url(stores: dict[str, str]) -> str:
+    return stores["OPTUNA_STORAGE"].removeprefix("journal:")  # the dashboard takes a journal file's path
+
+
+@pytest.mark.parametrize("stores", ["journal", "postgresql"], indirect=True)
+def test_two_workers_share_one_study_exactly(project: Path, stores: dict[str, str]):
+    set_params(project, **{
+        "prepare.limit": 20, "prepare.num_words": 300,
+        "train.experiments.lstm.epochs": 6, "train.experiments.lstm.maxlen": 40, "train.experiments.lstm.units": 4,
+        "tune.n_trials": N_TRIALS, "tune.timeout": 0, "tune.pruner": "none", "tune.space": SPACE,
+    })
+    run(["dvc", "repro", "prepare"], project, IMDB_ARCHIVE=str(SMALL_ARCHIVE))
+    params = config.load(project / "params.yaml")
+    name = study_name(params, "lstm", check_space(params, "lstm", 10_000))
+    optuna.create_study(study_name=name, storage=_storage(stores), direction="maximize")  # the dashboard needs it
+
+    port = free_port()
+    dashboard = subprocess.Popen(["optuna-dashboard", dashboard_url(stores), "--port", str(port)], cwd=project,
+                                 env=command_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    workers = [subprocess.Popen(["python", "-m", "pipeline.tune", "--architecture", "lstm"], cwd=project,
+                                env=command_env(**stores), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+               for _ in range(2)]
+    answers: list[int] = []
+    try:
+        while any(w.poll() is None for w in workers):
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=5) as response:
+                    answers.append(response.status)
+                    listed = json.load(response)["study_summaries"]
+                    assert name in [s["study_name"] for s in listed]
+            except OSError:
+                answers.append(0)  # not up yet, or refused: counted, judged below
+            time.sleep(0.5)
+        outputs = [w.communicate()[0] for w in workers]
+    finally:
+        for process in (*workers, dashboard):
+            process.kill()
+            process.wait()
+    assert [w.returncode for w in workers] == [0, 0], "\n\n".join(outputs)
+    # The dashboard answered all along once up: no failure while the study was written.
+    first = answers.index(200)
+    assert answers[first:].count(200) == len(answers) - first >= 5, answers
+
+    study = optuna.load_study(study_name=name, storage=_storage(stores))
+    trials = study.get_trials(deepcopy=False)
+    assert len(trials) == N_TRIALS and [t.number for t in trials] == list(range(N_TRIALS))
+    assert {t.state for t in trials} == {optuna.trial.TrialState.COMPLETE}
+    assert len({t.user_attrs["owner"] for t in trials}) == 2  # both workers ran trials
+    assert sum(bool(t.user_attrs.get("default")) for t in trials) == 1
+    assert len({json.dumps(t.params, sort_keys=True) for t in trials}) == N_TRIALS  # no point drawn twice
+
+    client = mlflow.MlflowClient(stores.get("MLFLOW_TRACKING_URI", f"sqlite:///{project / 'mlflow.db'}"))
+    experiment = client.get_experiment_by_name("imdb-sentiment")
+    runs = client.search_runs([experiment.experiment_id])
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    parents = [r for r in runs if r.data.tags.get("optuna.study") == name and r not in children]
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    assert sorted(r.info.run_id for r in children) == sorted(t.user_attrs["mlflow_run_id"] for t in trials)
+    assert {r.info.status for r in children} == {"FINISHED"}
+    assert {r.data.tags["mlflow.parentRunId"] for r in children} == {parents[0].info.run_id}
+
+    summary = json.loads((project / "reports/tuning/lstm.json").read_text())
+    assert summary["trials"] == {"complete": N_TRIALS, "pruned": 0, "failed": 0}
+    assert (project / "models/lstm-tuned.keras").is_file()
+    if "MLFLOW_TRACKING_URI" in stores:
+        _assert_password_never_written(project, outputs, runs, parents[0])
+
+
+def _storage(stores: dict[str, str]):
+    url = stores["OPTUNA_STORAGE"]
+    if url.startswith("journal:"):
+        from optuna.storages.journal import JournalFileBackend
+
+        return optuna.storages.JournalStorage(JournalFileBackend(url.removeprefix("journal:")))
+    return url
+
+
+def _assert_password_never_written(project: Path, outputs: list[str], runs, parent) -> None:
+    secret = postgres.PASSWORD
+    assert parent.data.params["storage"].startswith("postgresql://lab:***@127.0.0.1:")
+    assert "lab:***@127.0.0.1" in outputs[0] and all(secret not in output for output in outputs)
+    for found in runs:
+        assert secret not in json.dumps([found.data.params, found.data.tags])
+    for path in project.rglob("*"):
+        if path.is_file() and ".git" not in path.parts:
+            assert secret.encode() not in path.read_bytes(), path
+
+
+def _claim_slots(url: str, name: str) -> None:
+    """One worker of test_trial_slots_are_handed_out_exactly_once: the tune stage's loop, a trivial objective."""
+    import math
+
+    from pipeline.locks import StoreLock
+    from pipeline.studies import _run_trials
+    from pipeline.tracking import owner
+
+    storage = _storage({"OPTUNA_STORAGE": url})
+    study = optuna.load_study(study_name=name, storage=storage)
+    slots = StoreLock(url, name)
+
+    def objective(trial: optuna.Trial) -> float:
+        slots.release()
+        trial.set_user_attr("owner", owner())
+        time.sleep(0.1)  # long enough that the last slots are claimed while others still run
+        return trial.suggest_float("x", 0, 1)
+
+    _run_trials(study, storage, slots, objective, 40, math.inf, seed="slots")
+
+
+def test_trial_slots_are_handed_out_exactly_once(tmp_path: Path):
+    """Four workers race for 40 short trials through the tune stage's own loop: exactly 40 trials,
+    all complete, and every worker got some."""
+    import multiprocessing
+
+    url = f"journal:{tmp_path / 'slots.log'}"
+    optuna.create_study(study_name="slots", storage=_storage({"OPTUNA_STORAGE": url}), direction="maximize")
+    context = multiprocessing.get_context("spawn")  # no fork of a process that has TensorFlow loaded
+    workers = [context.Process(target=_claim_slots, args=(url, "slots")) for _ in range(4)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=600)
+    assert [w.exitcode for w in workers] == [0, 0, 0, 0]
+    trials = optuna.load_study(study_name="slots", storage=_storage({"OPTUNA_STORAGE": url})).trials
+    assert len(trials) == 40 and all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
+    assert len({t.user_attrs["owner"] for t in trials}) == 4
