@@ -17,6 +17,7 @@ or its owner process gone on this host) and its slot is run again.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import shutil
@@ -41,6 +42,18 @@ from pipeline.tracking import EXPERIMENT, OWNER_TAG, file_sha256, owner, owner_i
 from pipeline.training import fit, seed_everything
 
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+
+
+class _NoInterruptTraceback(logging.Filter):
+    """Ctrl-C or SIGTERM during a trial: Optuna's "Trial n failed" line, without a traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[0] is KeyboardInterrupt:
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+logging.getLogger("optuna.study._optimize").addFilter(_NoInterruptTraceback())
 
 
 def open_storage(url: str, explicit: bool, heartbeat: int = 30):
