@@ -43,7 +43,7 @@ def main():
             tune = dataclasses.replace(base.tune, pruner=pruner, n_trials=n_trials, timeout=0)
             params = dataclasses.replace(base, tune=tune)
             started = time.perf_counter()
-            summary, _ = studies.run_study(params, architecture, defaults, optuna.storages.InMemoryStorage(),
+            summary, _, _ = studies.run_study(params, architecture, defaults, optuna.storages.InMemoryStorage(),
                                            f"bench-{pruner}", storage_label="memory", model_dir=Path("models-tmp"))
             results[pruner] = summary | {"seconds": time.perf_counter() - started}
             print(f"{pruner}: best {summary['best_value']:.4f}, epochs {summary['epochs_trained']} of "

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import errno
+import re
 import signal
 import sys
 from collections.abc import Callable
+
+# What the machine, not the input, refused: said in one line too, with what to do.
+NO_SPACE = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
+NOT_WRITABLE = {errno.EROFS, errno.EACCES, errno.EPERM}
 
 
 class UserError(Exception):
@@ -13,6 +19,9 @@ class UserError(Exception):
 
 def run(main: Callable[[], None]) -> None:
     """Call a stage's ``main()``; turn a UserError into ``error: ...`` on stderr and exit 2.
+
+    A full disk, a file-size limit or a read-only folder, wherever it surfaces, is
+    said in one line too (exit 2); the stages write their outputs all or none.
 
     SIGTERM (``kill``, a scheduler stopping the job) is handled like Ctrl-C: the
     stage unwinds, its MLflow runs end KILLED, its trial FAIL, and the exit code is
@@ -30,7 +39,37 @@ def run(main: Callable[[], None]) -> None:
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
+    except Exception as error:
+        reason = environment_problem(error)
+        if reason is None:
+            raise
+        print(f"error: {reason}", file=sys.stderr)
+        sys.exit(2)
     except KeyboardInterrupt:
         print(f"error: interrupted ({received[0].name}); outputs were left as they were before this run",
               file=sys.stderr)
         sys.exit(128 + received[0])
+
+
+def environment_problem(error: BaseException) -> str | None:
+    """One line for a full disk, a file-size limit or a read-only folder, wherever it surfaced; else None."""
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        text = str(error)
+        if isinstance(error, OSError) and error.errno in NO_SPACE | NOT_WRITABLE:
+            where = f"cannot write {error.filename}" if error.filename else "cannot write"
+            if error.errno in NO_SPACE:
+                return (f"{where}: {error.strerror} (a full disk or a file-size limit); free space and rerun: "
+                        "outputs were left as they were before this run")
+            return (f"{where}: {error.strerror}; the project folder and its stores must be writable: "
+                    "outputs were left as they were before this run")
+        if isinstance(error, OSError) and re.fullmatch(r"\d+ requested and \d+ written", text):
+            return ("cannot write: a short write (a full disk or a file-size limit); free space and rerun: "
+                    "outputs were left as they were before this run")  # numpy's tofile() says only this
+        database = re.search(r"database or disk is full|attempt to write a readonly database|disk I/O error", text)
+        if database:
+            return (f"the database refused a write ({database[0]}); free space, make the project and its stores "
+                    "writable, and rerun: outputs were left as they were before this run")
+        error = error.__cause__ or error.__context__
+    return None

@@ -124,7 +124,11 @@ def copy_local(source: Path, destination: Path) -> None:
     reviews = read_reviews(source)
     destination.parent.mkdir(parents=True, exist_ok=True)
     temporary = destination.with_name(destination.name + ".part")
-    shutil.copyfile(source, temporary)
+    try:
+        shutil.copyfile(source, temporary)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
     os.replace(temporary, destination)
     print(f"copied {source} ({len(reviews):,} labelled reviews, sha256 {sha256_of(destination)})")
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,7 +42,7 @@ from pipeline.paths import (
     model_path,
     tuned_model_path,
     tuning_report_path,
-    write_atomic,
+    write_outputs,
 )
 
 PREDICT_BATCH = 512  # reviews per inference batch, for the throughput figure too
@@ -216,11 +215,9 @@ def main() -> None:
         "data.sha256": tracking.data_hash(PREPARED_DIR), "git.commit": commit, "git.dirty": dirty,
         "versions": tracking.versions(), "best": best, "missing": missing,
     })
-    for folder in (ROC_DIR, CONFUSION_DIR):
-        shutil.rmtree(folder, ignore_errors=True)  # no curve of a model that is gone
-    for path, content in files.items():
-        write_atomic(path, content)
-    write_atomic(EVALUATION, tracking.dumps(results))  # last: its presence means the stage finished
+    files[EVALUATION] = tracking.dumps(results)
+    # All or none; no curve is left of a model that is gone.
+    write_outputs(files, replace_folders=(ROC_DIR, CONFUSION_DIR))
 
     logged = tracking.log_test_metrics({spec.path: results[spec.name] for spec in specs})
     for spec in specs:

@@ -66,12 +66,47 @@ COMPARISON_HTML = Path("reports/comparison.html")
 FIGURES_DIR = Path("reports/figures")
 
 
+def temporary_for(path: Path) -> Path:
+    """A hidden sibling to write ``path`` into before renaming it into place (one per process)."""
+    return path.with_name(f".{path.name}.{os.getpid()}.partial{path.suffix}")
+
+
 def write_atomic(path: Path, content: str | bytes) -> None:
     """Write a whole file or nothing: a temporary sibling, then a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.partial")  # parallel workers never share one
-    if isinstance(content, bytes):
-        temporary.write_bytes(content)
-    else:
-        temporary.write_text(content, encoding="utf-8")
-    os.replace(temporary, path)
+    write_outputs({path: content})
+
+
+def write_outputs(files: dict[Path, str | bytes], *, staged: dict[Path, Path] | None = None,
+                  replace_folders: tuple[Path, ...] = ()) -> None:
+    """Write a stage's outputs all or none.
+
+    Every file goes to a temporary sibling first; a full disk, a file-size limit or a
+    read-only folder fails there, the temporaries are removed and the previous outputs
+    stay as they were. Only then are they renamed into place (renames need no space).
+    ``staged`` maps outputs to temporaries the caller already wrote (a saved model);
+    in ``replace_folders`` the files not written now are removed.
+    """
+    staged = dict(staged or {})
+    created: list[Path] = []
+    try:
+        for path, content in files.items():
+            for folder in reversed([path.parent, *path.parent.parents]):
+                if not folder.exists():
+                    folder.mkdir()
+                    created.append(folder)
+            staged[path] = temporary = temporary_for(path)
+            with open(temporary, "wb") as out:
+                out.write(content if isinstance(content, bytes) else content.encode("utf-8"))
+    except BaseException:
+        for temporary in staged.values():
+            temporary.unlink(missing_ok=True)
+        for folder in reversed(created):
+            folder.rmdir()
+        raise
+    keep = set(staged) | set(staged.values())
+    for folder in replace_folders:
+        for stale in folder.glob("*"):
+            if stale.is_file() and stale not in keep:
+                stale.unlink()
+    for path, temporary in staged.items():
+        os.replace(temporary, path)

@@ -85,6 +85,17 @@ def main() -> None:
         "limit": params.prepare.limit,
         "splits": {},
     }
+    try:
+        _write_staging(staging, splits, tokens, index, vocabulary, stats)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)  # a full disk or Ctrl-C: nothing half-written stays
+        raise
+    _swap_in(staging, PREPARED_DIR)
+    counts = ", ".join(f"{n} {stats['splits'][n]['reviews']:,}" for n in SPLITS)
+    print(f"prepared {counts} reviews; {len(vocabulary):,} training words, num_words {params.prepare.num_words:,}")
+
+
+def _write_staging(staging: Path, splits: dict, tokens: dict, index: dict, vocabulary: list, stats: dict) -> None:
     for name in SPLITS:
         rows = splits[name]
         sequences = Sequences.from_lists(
@@ -94,9 +105,6 @@ def main() -> None:
         stats["splits"][name] = split_stats(sequences)
     (staging / VOCABULARY.name).write_text("".join(f"{w}\t{c}\n" for w, c in vocabulary), encoding="utf-8")
     (staging / STATS.name).write_text(json.dumps(stats, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    _swap_in(staging, PREPARED_DIR)
-    counts = ", ".join(f"{n} {stats['splits'][n]['reviews']:,}" for n in SPLITS)
-    print(f"prepared {counts} reviews; {len(vocabulary):,} training words, num_words {params.prepare.num_words:,}")
 
 
 def _swap_in(staging: Path, target: Path) -> None:

@@ -17,7 +17,6 @@ import base64
 import html
 import io
 import json
-import shutil
 import time
 from pathlib import Path
 
@@ -39,7 +38,7 @@ from pipeline.paths import (
     train_history_path,
     train_metrics_path,
     tuning_report_path,
-    write_atomic,
+    write_outputs,
 )
 
 # Inputs ---------------------------------------------------------------------------------------------
@@ -323,11 +322,8 @@ def main() -> None:
           flush=True)
     blocks, figure_data = build(params, inputs, missing)
     markdown, page = render(blocks, figure_data)
-    shutil.rmtree(FIGURES_DIR, ignore_errors=True)
-    for name, data in figure_data.items():
-        write_atomic(FIGURES_DIR / name, data)
-    write_atomic(COMPARISON_MD, markdown)
-    write_atomic(COMPARISON_HTML, page)
+    files = {FIGURES_DIR / name: data for name, data in figure_data.items()}
+    write_outputs(files | {COMPARISON_MD: markdown, COMPARISON_HTML: page}, replace_folders=(FIGURES_DIR,))
     print(f"wrote {COMPARISON_MD}, {COMPARISON_HTML} and {len(figure_data)} figures in {FIGURES_DIR}"
           + (f"; missing: {', '.join(missing)}" if missing else ""))
 

@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
-import shutil
 import time
 import warnings
 import zlib
@@ -37,7 +35,7 @@ from pipeline.data import load_split
 from pipeline.figures import plt
 from pipeline.locks import StoreLock
 from pipeline.models import VARIABLE_LENGTH, build
-from pipeline.paths import tuned_model_path
+from pipeline.paths import temporary_for, write_outputs
 from pipeline.tracking import EXPERIMENT, OWNER_TAG, file_sha256, owner, owner_is_dead, started_run
 from pipeline.training import fit, seed_everything
 
@@ -126,7 +124,7 @@ def _fail_dead_trials(study: optuna.Study, storage) -> None:
 
 
 def run_study(params: Params, architecture: str, defaults: dict, storage, name: str, *, storage_label: str,
-              model_dir: Path, slots: StoreLock | None = None) -> tuple[dict, pd.DataFrame]:
+              model_dir: Path, slots: StoreLock | None = None) -> tuple[dict, pd.DataFrame, Path]:
     tune, train_params = params.tune, params.train
     max_epochs = int(tune.space["epochs"].high) if "epochs" in tune.space else defaults["epochs"]
     try:
@@ -187,7 +185,7 @@ def run_study(params: Params, architecture: str, defaults: dict, storage, name: 
             value = rows[-1]["val/accuracy"]  # the model we keep is the last epoch's, as in training
             if value >= _best_value(study):
                 path = model_dir / name / f"trial-{trial.number}.keras"
-                model.save(path)
+                write_outputs({}, staged={path: _saved(model, temporary_for(path))})
                 trial.set_user_attr("model_path", str(path))
                 mlflow.set_tag("model.sha256", file_sha256(path))
             mlflow.set_tag("optuna.state", "COMPLETE")
@@ -233,8 +231,9 @@ def run_study(params: Params, architecture: str, defaults: dict, storage, name: 
         _log_figures(study)
         mlflow.log_text(trials.to_csv(index=False), "trials.csv")
         # The evaluate stage finds this run (and the best trial's) by the tuned model's hash.
-        mlflow.set_tag("model.sha256", _copy_best_model(study, architecture))
-    return summary, trials
+        best_model = _best_model(study)
+        mlflow.set_tag("model.sha256", file_sha256(best_model))
+    return summary, trials, best_model
 
 
 def _run_trials(study: optuna.Study, storage, slots: StoreLock, objective, n_trials: int, deadline: float,
@@ -269,6 +268,15 @@ def _run_trials(study: optuna.Study, storage, slots: StoreLock, objective, n_tri
                   "workers; waiting for them", flush=True)
             said = time.monotonic()
         time.sleep(2)
+
+
+def _saved(model: keras.Model, path: Path) -> Path:
+    try:
+        model.save(path)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return path
 
 
 def _best_value(study: optuna.Study) -> float:
@@ -328,15 +336,10 @@ def _log_figures(study: optuna.Study) -> None:
         plt.close(figure)
 
 
-def _copy_best_model(study: optuna.Study, architecture: str) -> str:
-    """Copy the best trial's model to models/<architecture>-tuned.keras; return its SHA-256."""
+def _best_model(study: optuna.Study) -> Path:
+    """Where the best trial's model is (this host's models/trials/); the tune stage copies it to its output."""
     source = study.best_trial.user_attrs.get("model_path")
     if not source or not Path(source).is_file():
         raise UserError(f"study {study.study_name}: the best trial's model ({source}) is not on this host; "
                         "rerun the stage where that trial ran")
-    target = tuned_model_path(architecture)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(f".{target.stem}.{os.getpid()}.partial.keras")  # workers may copy at once
-    shutil.copyfile(source, partial)
-    partial.replace(target)
-    return file_sha256(target)
+    return Path(source)

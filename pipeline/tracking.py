@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import platform
 import socket
@@ -39,8 +40,20 @@ from mlflow.entities import Metric
 from mlflow.models import infer_signature
 from sqlalchemy.exc import SQLAlchemyError
 
-from pipeline.cli import UserError
+from pipeline.cli import UserError, environment_problem
 from pipeline.locks import StoreLock
+
+
+class _OneLineDatabaseErrors(logging.Filter):
+    """MLflow logs a database error with its traceback, then raises it: the stage says it in one line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.exc_info, record.exc_text = None, None
+        record.msg, record.args = "SQLAlchemy database error (reported below)", ()
+        return True
+
+
+logging.getLogger("mlflow.store.db.utils").addFilter(_OneLineDatabaseErrors())
 
 EXPERIMENT = "imdb-sentiment"
 DATABASE = "mlflow.db"
@@ -78,6 +91,8 @@ def start(root: Path, tracking_uri: str | None) -> str:
             _ensure_experiment(root, tracking_uri)
             close_orphans()
     except (mlflow.exceptions.MlflowException, ImportError, SQLAlchemyError, OSError) as error:
+        if environment_problem(error):
+            raise  # a read-only project or a full disk: said as such by pipeline.cli
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise UserError(f"{where}: unusable ({redact_text(reason, uri)}); fix it or unset MLFLOW_TRACKING_URI") \
             from None

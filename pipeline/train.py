@@ -27,9 +27,10 @@ from pipeline.data import load_stats
 from pipeline.paths import (
     PREPARED_DIR,
     model_path,
+    temporary_for,
     train_history_path,
     train_metrics_path,
-    write_atomic,
+    write_outputs,
 )
 
 
@@ -132,14 +133,17 @@ def main() -> None:
         metrics = summarize(rows, model.count_params())
         mlflow.log_metrics({k: v for k, v in metrics.items() if k.startswith(("best/", "total/", "parameters"))})
 
-        # Outputs appear only after training succeeded, each by an atomic rename.
-        partial = model_path(name).with_name(f".{name}.{os.getpid()}.partial.keras")
+        # Outputs appear only after training succeeded, all together (write_outputs).
+        partial = temporary_for(model_path(name))
         partial.parent.mkdir(parents=True, exist_ok=True)
-        model.save(partial)
-        os.replace(partial, model_path(name))
+        try:
+            model.save(partial)
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+        write_outputs({train_history_path(name): history_csv(rows), train_metrics_path(name): tracking.dumps(metrics)},
+                      staged={model_path(name): partial})
         mlflow.set_tag("model.sha256", tracking.file_sha256(model_path(name)))  # how evaluate finds this run
-        write_atomic(train_history_path(name), history_csv(rows))
-        write_atomic(train_metrics_path(name), tracking.dumps(metrics))
 
         mlflow.log_artifact(str(train_history_path(name)))
         mlflow.log_figure(figures.learning_curves(rows, name), "learning_curves.png")

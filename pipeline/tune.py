@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -27,7 +28,7 @@ from pipeline.cli import UserError, run
 from pipeline.config import INTEGER_TUNABLE, TUNABLE, Params
 from pipeline.data import load_stats
 from pipeline.locks import StoreLock
-from pipeline.paths import TRIAL_MODELS, tuning_report_path, write_atomic
+from pipeline.paths import TRIAL_MODELS, temporary_for, tuned_model_path, tuning_report_path, write_outputs
 
 
 def check_space(params: Params, architecture: str, longest_review: int) -> dict:
@@ -90,13 +91,22 @@ def main() -> None:
     tracking.start(root, os.environ.get("MLFLOW_TRACKING_URI"))
     started = time.perf_counter()
     name = study_name(params, architecture, defaults)
-    summary, trials = studies.run_study(
+    summary, trials, best_model = studies.run_study(
         params, architecture, defaults, storage, name, storage_label=tracking.redact(storage_url),
         model_dir=root / TRIAL_MODELS, slots=StoreLock(storage_url, name, getattr(storage, "engine", None)),
     )
     summary["wall_seconds"] = round(time.perf_counter() - started, 1)
-    write_atomic(tuning_report_path(architecture), json.dumps(summary, indent=2, sort_keys=True) + "\n")
-    write_atomic(tuning_report_path(architecture, "-trials.csv"), trials.to_csv(index=False))
+    # The tuned model and both reports, all or none.
+    copy = temporary_for(tuned_model_path(architecture))
+    copy.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        shutil.copyfile(best_model, copy)
+    except BaseException:
+        copy.unlink(missing_ok=True)
+        raise
+    write_outputs({tuning_report_path(architecture): json.dumps(summary, indent=2, sort_keys=True) + "\n",
+                   tuning_report_path(architecture, "-trials.csv"): trials.to_csv(index=False)},
+                  staged={tuned_model_path(architecture): copy})
     print(f"{architecture}: best val/accuracy {summary['best_value']:.4f} (trial {summary['best_trial']}); "
           f"{summary['trials']['complete']} complete, {summary['trials']['pruned']} pruned, "
           f"{summary['trials']['failed']} failed; epochs {summary['epochs_trained']} of "
