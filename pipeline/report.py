@@ -68,6 +68,8 @@ def read_inputs(params: Params) -> tuple[dict, list[str]]:
     inputs["run"] = load(EVALUATION_RUN, as_json, "evaluate") or {}
     inputs["pairwise"] = load(PAIRWISE, pd.read_csv, "evaluate")
     inputs["gradients"] = load(GRADIENTS, pd.read_csv, "evaluate")
+    if inputs["gradients"] is not None and inputs["gradients"].empty:
+        inputs["gradients"] = None  # evaluate had no default model to probe
     inputs["stats"] = load(STATS, as_json, "prepare")
     for kind in ("train", "history", "tuning", "trials"):
         inputs[kind] = {k: v for k, v in inputs[kind].items() if v is not None}

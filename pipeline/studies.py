@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import logging
 import math
+import os
+import tempfile
 import time
 import warnings
 import zlib
@@ -124,7 +126,11 @@ def _fail_dead_trials(study: optuna.Study, storage) -> None:
 
 
 def run_study(params: Params, architecture: str, defaults: dict, storage, name: str, *, storage_label: str,
-              model_dir: Path, slots: StoreLock | None = None) -> tuple[dict, pd.DataFrame, Path]:
+              model_dir: Path, slots: StoreLock | None = None,
+              trials_only: bool = False) -> tuple[dict, pd.DataFrame, Path] | None:
+    """Run the study until it has ``tune.n_trials`` finished trials; return its summary, its trials
+    table and the best trial's model file. ``trials_only``: an extra worker, which only adds
+    trials and returns None (the DVC stage's worker writes the outputs)."""
     tune, train_params = params.tune, params.train
     max_epochs = int(tune.space["epochs"].high) if "epochs" in tune.space else defaults["epochs"]
     try:
@@ -188,6 +194,8 @@ def run_study(params: Params, architecture: str, defaults: dict, storage, name: 
                 write_outputs({}, staged={path: _saved(model, temporary_for(path))})
                 trial.set_user_attr("model_path", str(path))
                 mlflow.set_tag("model.sha256", file_sha256(path))
+                # Also in the trial's run: a worker on another host can fetch it through the tracking server.
+                mlflow.log_artifact(str(path), "model")
             mlflow.set_tag("optuna.state", "COMPLETE")
             status = "FINISHED"
             return value
@@ -225,13 +233,16 @@ def run_study(params: Params, architecture: str, defaults: dict, storage, name: 
         finished = len(study.get_trials(deepcopy=False, states=FINISHED))
         print(f"study {name}: {finished} of {tune.n_trials} trials done; storage {storage_label}", flush=True)
         _run_trials(study, storage, slots, objective, tune.n_trials, deadline, seed=f"{params.base.seed}/{name}")
+        if trials_only:
+            return None
         summary, trials = _summarize(study, tune.n_trials)
         mlflow.log_metrics({"best/val/accuracy": summary["best_value"], "pruning/epoch_ratio": summary["epoch_ratio"]})
-        mlflow.log_params({f"best_{k}": v for k, v in summary["best_params"].items()} if fresh else {})
+        if not any(key.startswith("best_") for key in mlflow.get_run(parent_id).data.params):  # params are final
+            mlflow.log_params({f"best_{k}": v for k, v in summary["best_params"].items()})
         _log_figures(study)
         mlflow.log_text(trials.to_csv(index=False), "trials.csv")
         # The evaluate stage finds this run (and the best trial's) by the tuned model's hash.
-        best_model = _best_model(study)
+        best_model = _best_model(study, model_dir / name)
         mlflow.set_tag("model.sha256", file_sha256(best_model))
     return summary, trials, best_model
 
@@ -336,10 +347,22 @@ def _log_figures(study: optuna.Study) -> None:
         plt.close(figure)
 
 
-def _best_model(study: optuna.Study) -> Path:
-    """Where the best trial's model is (this host's models/trials/); the tune stage copies it to its output."""
-    source = study.best_trial.user_attrs.get("model_path")
-    if not source or not Path(source).is_file():
-        raise UserError(f"study {study.study_name}: the best trial's model ({source}) is not on this host; "
-                        "rerun the stage where that trial ran")
-    return Path(source)
+def _best_model(study: optuna.Study, folder: Path) -> Path:
+    """The best trial's model file: this host's copy, or the one in the trial's MLflow run (another host's)."""
+    best = study.best_trial
+    source = best.user_attrs.get("model_path")
+    if source and Path(source).is_file():
+        return Path(source)
+    run_id = best.user_attrs.get("mlflow_run_id")
+    name = Path(source or f"trial-{best.number}.keras").name
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=folder, prefix=".fetch-") as scratch:
+            fetched = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=f"model/{name}",
+                                                          dst_path=scratch)
+            os.replace(fetched, folder / name)
+        return folder / name
+    except (mlflow.exceptions.MlflowException, OSError, TypeError) as error:
+        raise UserError(f"study {study.study_name}: the best trial's model (trial {best.number}) is neither on this "
+                        f"host ({source}) nor in its MLflow run {run_id} ({type(error).__name__}); rerun the stage "
+                        "where that trial ran, or use a tracking server all workers share") from None

@@ -76,7 +76,11 @@ def study_name(params: Params, architecture: str, defaults: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description="Tune one architecture with Optuna (tune.* in params.yaml).")
     parser.add_argument("--architecture", required=True, help="dense, simplernn, lstm or gru")
-    architecture = parser.parse_args().architecture
+    parser.add_argument("--trials-only", action="store_true",
+                        help="an extra worker: add trials to the shared study (OPTUNA_STORAGE) and write no outputs; "
+                             "the DVC stage (dvc repro tune@<architecture>) writes them")
+    arguments = parser.parse_args()
+    architecture = arguments.architecture
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     params = config.load()
     stats = load_stats(params.prepare.num_words)
@@ -91,10 +95,16 @@ def main() -> None:
     tracking.start(root, os.environ.get("MLFLOW_TRACKING_URI"))
     started = time.perf_counter()
     name = study_name(params, architecture, defaults)
-    summary, trials, best_model = studies.run_study(
+    result = studies.run_study(
         params, architecture, defaults, storage, name, storage_label=tracking.redact(storage_url),
         model_dir=root / TRIAL_MODELS, slots=StoreLock(storage_url, name, getattr(storage, "engine", None)),
+        trials_only=arguments.trials_only,
     )
+    if result is None:
+        print(f"{architecture}: study {name} has its {params.tune.n_trials} trials; this worker wrote no outputs "
+              f"(dvc repro tune@{architecture} writes them)")
+        return
+    summary, trials, best_model = result
     summary["wall_seconds"] = round(time.perf_counter() - started, 1)
     # The tuned model and both reports, all or none.
     copy = temporary_for(tuned_model_path(architecture))

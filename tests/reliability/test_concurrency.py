@@ -18,7 +18,7 @@ import pytest
 
 from pipeline import config
 from pipeline.tune import check_space, study_name
-from tests import postgres
+from tests import services as postgres
 from tests.conftest import SMALL_ARCHIVE, command_env, free_port, run, set_params
 
 N_TRIALS = 6

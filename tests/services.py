@@ -1,8 +1,9 @@
-"""A throwaway PostgreSQL server from the Debian package, on 127.0.0.1, for the tests that need one.
+"""Throwaway servers on 127.0.0.1 for the tests and benchmarks that need them: PostgreSQL from the
+Debian package, and an MLflow tracking server backed by it.
 
-Its superuser ``lab`` has a password (``PASSWORD``) so the tests can check that it never
-leaks. Without the package the tests skip, except under ``LAB_REQUIRE_POSTGRES=1``
-(``.ci/run``), where they fail.
+The PostgreSQL superuser ``lab`` has a random password (``PASSWORD``) so the tests can
+check that it never leaks. Without the package the callers skip, except under
+``LAB_REQUIRE_POSTGRES=1`` (``.ci/run``), where they fail.
 """
 
 from __future__ import annotations
@@ -12,8 +13,12 @@ import os
 import secrets
 import shutil
 import subprocess
+import sys
 import tempfile
+import time
+import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -24,6 +29,10 @@ PASSWORD = f"pg-{secrets.token_hex(8)}"  # random: no file of the project can co
 def _as_postgres(args: list[str]) -> list[str]:
     # initdb and postgres refuse to run as root: use the package's own system user.
     return ["runuser", "-u", "postgres", "--", *args] if os.geteuid() == 0 else args
+
+
+def installed() -> bool:
+    return bool(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
 
 
 def server(port: int) -> Iterator[str]:
@@ -62,3 +71,32 @@ def create_database(base_url: str, name: str) -> str:
     with psycopg.connect(f"{base_url}/postgres", autocommit=True) as connection:
         connection.execute(f'CREATE DATABASE "{name}"')
     return f"{base_url}/{name}"
+
+
+@contextmanager
+def mlflow_server(backend: str, artifacts: Path, port: int, log: Path | None = None) -> Iterator[str]:
+    """``mlflow server`` on 127.0.0.1 with ``backend`` as its store and ``artifacts`` as the artifact
+    destination (proxied: clients upload through the server); yield its URL, stop it with its workers."""
+    command = [str(Path(sys.executable).with_name("mlflow")), "server", "--backend-store-uri", backend,
+               "--artifacts-destination", artifacts.as_uri(), "--host", "127.0.0.1", "--port", str(port),
+               "--workers", "2"]
+    out = open(log, "w") if log else subprocess.DEVNULL  # noqa: SIM115 (closed below)
+    process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(240):
+            try:
+                urllib.request.urlopen(f"{url}/health", timeout=2)
+                break
+            except OSError:
+                if process.poll() is not None:
+                    raise RuntimeError(f"mlflow server exited {process.returncode}; see {log}") from None
+                time.sleep(0.5)
+        else:
+            raise RuntimeError("mlflow server did not answer within 120 s")
+        yield url
+    finally:
+        os.killpg(process.pid, 15)
+        process.wait(timeout=60)
+        if log:
+            out.close()
