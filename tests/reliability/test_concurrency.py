@@ -130,7 +130,7 @@ def _assert_password_never_written(project: Path, outputs: list[str], runs, pare
             assert secret.encode() not in path.read_bytes(), path
 
 
-def _claim_slots(url: str, name: str) -> None:
+def _claim_slots(url: str, name: str, ready) -> None:
     """One worker of test_trial_slots_are_handed_out_exactly_once: the tune stage's loop, a trivial objective."""
     import math
 
@@ -141,6 +141,7 @@ def _claim_slots(url: str, name: str) -> None:
     storage = _storage({"OPTUNA_STORAGE": url})
     study = optuna.load_study(study_name=name, storage=storage)
     slots = StoreLock(url, name)
+    ready.wait(timeout=300)  # all four start racing together, whatever their import times
 
     def objective(trial: optuna.Trial) -> float:
         slots.release()
@@ -159,7 +160,8 @@ def test_trial_slots_are_handed_out_exactly_once(tmp_path: Path):
     url = f"journal:{tmp_path / 'slots.log'}"
     optuna.create_study(study_name="slots", storage=_storage({"OPTUNA_STORAGE": url}), direction="maximize")
     context = multiprocessing.get_context("spawn")  # no fork of a process that has TensorFlow loaded
-    workers = [context.Process(target=_claim_slots, args=(url, "slots")) for _ in range(4)]
+    ready = context.Barrier(4)
+    workers = [context.Process(target=_claim_slots, args=(url, "slots", ready)) for _ in range(4)]
     for worker in workers:
         worker.start()
     for worker in workers:
