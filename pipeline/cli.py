@@ -29,11 +29,20 @@ def run(main: Callable[[], None]) -> None:
     """
     received = [signal.SIGINT]
 
-    def terminate(signum, frame):
+    def interrupt(signum, frame):
         received[0] = signal.Signals(signum)
+        # TensorFlow can consume a KeyboardInterrupt raised while it runs (it turns a pending
+        # signal into an error of its own and training goes on; seen once with SIGTERM): if the
+        # stage still runs 5 s later, raise it again, every 5 s, until it has unwound.
+        signal.setitimer(signal.ITIMER_REAL, 5.0, 5.0)
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, terminate)
+    def again(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
+    signal.signal(signal.SIGALRM, again)
     try:
         main()
     except UserError as error:
@@ -46,6 +55,7 @@ def run(main: Callable[[], None]) -> None:
         print(f"error: {reason}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
+        signal.setitimer(signal.ITIMER_REAL, 0)
         print(f"error: interrupted ({received[0].name}); outputs were left as they were before this run",
               file=sys.stderr)
         sys.exit(128 + received[0])
