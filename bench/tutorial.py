@@ -2,7 +2,8 @@
 
 Models are written as the tutorial writes them (Sequential, no Input layer,
 Embedding(10000, 32)); GRU gets the sigmoid the tutorial forgot, so both sides
-train the same model. Timing is a bare callback, nothing else attached.
+train the same model, unless ``published=True`` asks for the head exactly as
+published (bench/tutorial_reference.py). Timing is a bare callback, nothing else attached.
 """
 
 import time
@@ -24,12 +25,14 @@ class EpochTimer(keras.callbacks.Callback):
         self.seconds.append(time.perf_counter() - self.started)
 
 
-def tutorial_model(architecture: str, maxlen: int) -> keras.Model:
+def tutorial_model(architecture: str, maxlen: int, published: bool = False) -> keras.Model:
+    """``published=True``: GRU ends in Dense(1) without a sigmoid, as the tutorial prints it (a bug)."""
+    gru_output = layers.Dense(1) if published else layers.Dense(1, activation="sigmoid")
     head = {
         "dense": [layers.Flatten(), layers.Dense(1, activation="sigmoid")],
         "simplernn": [layers.SimpleRNN(32), layers.Dense(32, activation="relu"), layers.Dense(1, activation="sigmoid")],
         "lstm": [layers.LSTM(32), layers.Dense(1, activation="sigmoid")],
-        "gru": [layers.GRU(32), layers.Dense(1, activation="sigmoid")],
+        "gru": [layers.GRU(32), gru_output],
     }[architecture]
     model = keras.Sequential([layers.Embedding(NUM_WORDS, 32), *head])
     model.compile(optimizer="rmsprop", loss="binary_crossentropy", metrics=["acc"])

@@ -93,6 +93,17 @@ def names(pattern: str, allowed: str) -> Any:
     return field(metadata={"rule": Rule(list, allowed, ok)})
 
 
+def integers(low: int, high: int, allowed: str) -> Any:
+    """A non-empty list of distinct integers, each in ``low..high``."""
+
+    def ok(values: tuple) -> bool:
+        return bool(values) and len(set(values)) == len(values) and all(
+            isinstance(v, int) and not isinstance(v, bool) and low <= v <= high for v in values
+        )
+
+    return field(metadata={"rule": Rule(list, allowed, ok)})
+
+
 def mapping(of: type, key_pattern: str, key_allowed: str) -> Any:
     """A section of user-named entries (e.g. experiments), each parsed as ``of``."""
     return field(metadata={"mapping": (of, re.compile(key_pattern), key_allowed)})
@@ -101,6 +112,8 @@ def mapping(of: type, key_pattern: str, key_allowed: str) -> Any:
 @dataclass(frozen=True)
 class BaseParams:
     seed: int = integer(0, 2**32 - 1)
+    # Replicates: every default experiment is trained once per seed (DVC stage train@<experiment>-<seed>).
+    seeds: tuple[int, ...] = integers(0, 2**32 - 1, "a non-empty list of distinct integers 0..2**32-1, e.g. [1, 2, 3]")
     deterministic: bool = flag()
 
 
@@ -139,6 +152,7 @@ class TrainParams:
     padding: str = choice("pre", "post")
     truncating: str = choice("pre", "post")
     bucketing: bool = flag()
+    keep: str = choice("best", "last")
     experiments: Mapping[str, ExperimentParams] = mapping(
         ExperimentParams, r"[A-Za-z0-9_-]{1,64}", "letters, digits, _ and -, at most 64 characters"
     )
@@ -171,12 +185,28 @@ class TuneParams:
 
 
 @dataclass(frozen=True)
+class EvaluateParams:
+    probe_reviews: int = integer(1, 25_000)
+    memory_distances: tuple[int, ...] = integers(
+        0, 100_000, "a non-empty list of distinct integers >= 0, e.g. [0, 25, 50, 100, 150]")
+    memory_content: int = integer(1, 100_000)
+
+
+@dataclass(frozen=True)
+class SpeedParams:
+    rounds: int = integer(2, 100)
+    reviews: int = integer(1, 1_000_000)
+
+
+@dataclass(frozen=True)
 class Params:
     base: BaseParams
     download: DownloadParams
     prepare: PrepareParams
     train: TrainParams
     tune: TuneParams
+    evaluate: EvaluateParams
+    speed: SpeedParams
 
 
 def load(path: Path = PARAMS_FILE) -> Params:

@@ -1,24 +1,42 @@
-"""evaluate stage: every model the pipeline produced, measured once on the held-out test split.
+"""evaluate stage: every model file the pipeline produced, scored once on the held-out test split,
+and the probes of claim 5 (vanishing gradients) on validation reviews.
 
-Reads   data/prepared/ (the test split; validation reviews for the gradient probe),
-        models/<experiment>.keras for every train.experiments entry,
-        models/<architecture>-tuned.keras and reports/tuning/<architecture>.json for every
-        tune.architectures entry; params base.*, prepare.num_words, train.*, tune.architectures
-Writes  reports/evaluation.json (model -> test metrics; DVC metrics),
-        reports/evaluation/roc/<model>.csv and confusion/<model>.csv (DVC plots),
-        reports/evaluation/pairwise.csv (McNemar's exact test, every pair of models),
-        reports/evaluation/gradients.csv (input-gradient norm per time step, DVC plots),
-        reports/evaluation/run.json (machine, date, data hash, commit);
-        the test metrics into each model's MLflow run(s), found by the model file's hash
+Reads   data/prepared/ (the test split; validation reviews for the memory probe); for each experiment E
+        of train.experiments and seed S of base.seeds models/E/seedS.keras, metrics/train/E/seedS.json
+        and metrics/train/E/seedS-gradients.csv; for each tune.architectures entry A models/A-tuned.keras
+        and reports/tuning/A.json; params base.seed, base.seeds, prepare.num_words, train.*,
+        tune.architectures, evaluate.*
+Writes  reports/evaluation.json (the headline, DVC metrics: per model test/accuracy/mean, test/accuracy/sd
+        and n; the champion by mean val/accuracy); in reports/evaluation/: replicates.csv (a row per model
+        file), summary.json (per model the distributions of test/accuracy and val/accuracy), pairwise.csv
+        (McNemar's exact test, every pair), roc/<model>.csv and confusion/<model>.csv (DVC plots),
+        gradients.csv (DVC plots), gradient_reach.csv, memory.csv, run.json (machine, date, data, commit);
+        the test metrics into each model file's MLflow run(s), found by the file's hash
 Run     python -m pipeline.evaluate   (or: dvc repro evaluate)
 
-This stage only measures: no model is chosen or changed by what it sees here.
-Each model is fed the test reviews with its own maxlen and the shared padding.
+This stage only measures: nothing is chosen or changed by what it sees, and the champion is named by
+validation accuracy, never test. Each model reads the test reviews with its own maxlen and the shared
+padding. A model is an experiment (a file per seed of base.seeds: its replicates) or a tuned model (one
+file, seed base.seed); its numbers are distributions over its replicates (pipeline.claims.describe).
+ROC curve and confusion matrix are of its first replicate in base.seeds order.
+
+Pooling rule of pairwise.csv: a and b are compared on paired replicates, those with the same seed when
+they share seeds (two experiments); when they share none (a tuned model against an experiment) the i-th
+replicate of a with the i-th of b in base.seeds order, for the first min(n_a, n_b). The paired replicates'
+right/wrong vectors on the test reviews are concatenated, and McNemar's exact test counts the reviews
+only a, or only b, gets right over all of them.
+
+Claim 5's probes cover every replicate of the experiments named after their architecture (dense,
+simplernn, lstm, gru): gradients.csv and gradient_reach.csv from the input-gradient norms the train stage
+recorded, memory.csv from pipeline.probes.memory_accuracy on evaluate.probe_reviews validation reviews.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import json
+import math
 import os
 import time
 from dataclasses import dataclass
@@ -26,58 +44,87 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline import config
+from pipeline import config, probes
+from pipeline.claims import describe
 from pipeline.cli import UserError, run
 from pipeline.config import Params
-from pipeline.data import Sequences, load_stats, pad
+from pipeline.data import load_stats, pad
 from pipeline.metrics import classification, discordant, mcnemar_exact, roc_curve
 from pipeline.paths import (
     CONFUSION_DIR,
     EVALUATION,
     EVALUATION_RUN,
+    GRADIENT_REACH,
     GRADIENTS,
+    MEMORY,
     PAIRWISE,
     PREPARED_DIR,
+    REPLICATES,
     ROC_DIR,
+    SUMMARY,
     model_path,
+    train_gradients_path,
+    train_metrics_path,
     tuned_model_path,
     tuning_report_path,
     write_outputs,
 )
 
 PREDICT_BATCH = 512  # reviews per inference batch, for the throughput figure too
-GRADIENT_REVIEWS = 256  # validation reviews in the vanishing-gradient probe
+# A replicate's validation numbers as the train stage recorded them (a tuned model has val/accuracy only).
+VALIDATION = ("val/accuracy", "best/val/accuracy", "last/val/accuracy", "kept/epoch")
+TEST = ("test/accuracy", "test/loss", "test/roc_auc", "test/f1")
 
 
 @dataclass(frozen=True)
-class ModelSpec:
-    """One model to evaluate and the settings it was trained with."""
+class Replicate:
+    """One model file to evaluate: an experiment's seed, or a tuned model."""
 
-    name: str  # lstm, lstm-tuned, ...
+    model: str  # the experiment's name, or <architecture>-tuned
     kind: str  # "default" (train stage) or "tuned" (tune stage)
+    seed: int
     path: Path
     settings: dict  # architecture, maxlen, units, embedding_dim, dropout, epochs (+ learning_rate when tuned)
+    validation: dict  # the VALIDATION keys; None where the tune stage records no such number
 
 
-def model_specs(params: Params) -> tuple[list[ModelSpec], list[str]]:
-    """The models the params say exist, and a note for each that is missing."""
-    specs, missing = [], []
+def find_replicates(params: Params) -> tuple[list[Replicate], list[str]]:
+    """The model files the params say exist, in seed order per model, and a note for each that is missing."""
+    found, missing = [], []
     for name, experiment in params.train.experiments.items():
-        path = model_path(name)
-        if path.is_file():
-            specs.append(ModelSpec(name, "default", path, vars(experiment)))
-        else:
-            missing.append(f"{path} (run `dvc repro train@{name}`)")
+        for seed in params.base.seeds:
+            path, metrics = model_path(name, seed), train_metrics_path(name, seed)
+            # The train stage writes these three together; without all of them the replicate is not there.
+            if not all(p.is_file() for p in (path, metrics, train_gradients_path(name, seed))):
+                missing.append(f"{path} (run `dvc repro train@{name}-{seed}`)")
+                continue
+            recorded = json.loads(metrics.read_text(encoding="utf-8"))
+            found.append(Replicate(name, "default", seed, path, vars(experiment),
+                                   {key: recorded[key] for key in VALIDATION}))
     for architecture in params.tune.architectures:
-        path, summary_path = tuned_model_path(architecture), tuning_report_path(architecture)
-        if not (path.is_file() and summary_path.is_file()):
+        path, summary = tuned_model_path(architecture), tuning_report_path(architecture)
+        if not (path.is_file() and summary.is_file()):
             missing.append(f"{path} (run `dvc repro tune@{architecture}`)")
             continue
-        best = json.loads(summary_path.read_text(encoding="utf-8"))["best_params"]
-        default = params.train.experiments[architecture]
-        settings = vars(default) | {"learning_rate": params.train.learning_rate} | best
-        specs.append(ModelSpec(f"{architecture}-tuned", "tuned", path, settings))
-    return specs, missing
+        study = json.loads(summary.read_text(encoding="utf-8"))
+        settings = (vars(params.train.experiments[architecture]) | {"learning_rate": params.train.learning_rate}
+                    | study["best_params"])
+        found.append(Replicate(f"{architecture}-tuned", "tuned", params.base.seed, path, settings,
+                               dict.fromkeys(VALIDATION) | {"val/accuracy": study["best_value"]}))
+    return found, missing
+
+
+def probed_experiments(params: Params) -> dict[str, int]:
+    """Claim 5's experiments (each named after its architecture) and their maxlen, checked against the
+    memory probe's layout before any work starts."""
+    chosen = {name: e.maxlen for name, e in params.train.experiments.items() if name == e.architecture}
+    content, distances = params.evaluate.memory_content, params.evaluate.memory_distances
+    for name, maxlen in chosen.items():
+        if content + max(distances) > maxlen:
+            raise UserError(f"params.yaml: evaluate.memory_content = {content} plus the largest "
+                            f"evaluate.memory_distances = {max(distances)} exceeds train.experiments.{name}.maxlen "
+                            f"= {maxlen}: lower them so that the content still fits in the window")
+    return chosen
 
 
 def predict(model, x: np.ndarray) -> tuple[np.ndarray, float]:
@@ -88,75 +135,99 @@ def predict(model, x: np.ndarray) -> tuple[np.ndarray, float]:
     return probabilities, len(x) / (time.perf_counter() - started)
 
 
-def input_gradient_norms(model, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Mean L2 norm over reviews of d(loss)/d(word vector) at each time step: shape (maxlen,).
+def csv_text(header: tuple | list, rows: list) -> str:
+    """A CSV file; None and NaN are written as empty cells."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(["" if v is None or (isinstance(v, float) and math.isnan(v)) else v for v in row]
+                     for row in rows)
+    return buffer.getvalue()
 
-    The embedding is applied first and watched; the other layers run on it in
-    inference mode. Each review's own loss is differentiated (a sum, not a mean), so
-    the norms do not shrink with the batch size.
+
+def read_gradients(path: Path) -> dict[str, np.ndarray]:
+    """Snapshot -> mean gradient norm per input step, earliest step of the window first."""
+    with open(path, newline="", encoding="utf-8") as file:
+        rows = sorted(csv.DictReader(file), key=lambda row: -int(row["steps_before_end"]))
+    return {snapshot: np.array([float(row[snapshot]) for row in rows]) for snapshot in probes.SNAPSHOTS}
+
+
+def gradient_tables(norms: dict[str, dict[int, dict[str, np.ndarray]]]) -> tuple[str, str]:
+    """gradients.csv and gradient_reach.csv from model -> seed -> snapshot -> norms (earliest step first).
+
+    gradients.csv has, per model and snapshot, the median over seeds of the relative norm, on the last
+    steps every model's window has (the shortest), aligned at the window's end.
     """
-    import keras
-    import tensorflow as tf
-
-    embedding, *rest = model.layers
-    vectors = embedding(tf.constant(x))
-    with tf.GradientTape() as tape:
-        tape.watch(vectors)
-        hidden = vectors
-        for layer in rest:
-            hidden = layer(hidden, training=False)
-        loss = tf.reduce_sum(keras.losses.binary_crossentropy(tf.constant(y[:, None], tf.float32), hidden))
-    gradient = tape.gradient(loss, vectors)
-    return tf.reduce_mean(tf.norm(gradient, axis=-1), axis=0).numpy()
+    columns, reach = {}, []
+    for model, seeds in norms.items():
+        for seed, snapshots in seeds.items():
+            reach += [(model, seed, snapshot, probes.reach(values)) for snapshot, values in snapshots.items()]
+        for snapshot in probes.SNAPSHOTS:
+            columns[f"{model}/{snapshot}"] = np.median([probes.relative(s[snapshot]) for s in seeds.values()], axis=0)
+    steps = min((len(values) for values in columns.values()), default=0)
+    rows = [[steps - 1 - i, *(float(f"{values[len(values) - steps + i]:.6g}") for values in columns.values())]
+            for i in range(steps)]
+    return csv_text(["steps_before_end", *columns], rows), csv_text(("model", "seed", "snapshot", "reach"), reach)
 
 
-def gradient_table(models: dict[str, object], maxlens: dict[str, int], val: Sequences, padding: str,
-                   truncating: str) -> str:
-    """CSV: steps before the last input step, then per model the mean norm and the norm relative to the last step.
-
-    The probe uses validation reviews at least as long as the longest maxlen, so no
-    step is padding: what reaches step t from the loss is what the model learns from it.
-    """
-    longest = max(maxlens.values())
-    rows = np.flatnonzero(val.lengths >= longest)[:GRADIENT_REVIEWS]
-    if len(rows) == 0:  # tiny data: the longest reviews, with some padding
-        rows = np.argsort(-val.lengths, kind="stable")[:GRADIENT_REVIEWS]
-    subset = val.take(rows)
-    y = subset.labels.astype(np.float32)
-    columns = {"steps_before_end": np.arange(longest - 1, -1, -1)}
-    for name, model in models.items():
-        norms = np.full(longest, np.nan)
-        x = pad(subset, maxlens[name], padding, truncating)
-        norms[longest - maxlens[name]:] = input_gradient_norms(model, x, y)
-        columns[name] = norms
-        columns[f"{name}/relative"] = norms / norms[-1]
-    lines = [",".join(columns)]
-    for i in range(longest):
-        lines.append(",".join(str(int(v[i])) if k == "steps_before_end" else ("" if np.isnan(v[i]) else f"{v[i]:.6g}")
-                              for k, v in columns.items()))
-    return "\n".join(lines) + "\n"
+def paired(a: dict[int, np.ndarray], b: dict[int, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """The concatenated right/wrong vectors of the replicates a and b pair (seed -> vector, in seed order;
+    the pooling rule of the module docstring)."""
+    shared = [seed for seed in a if seed in b]
+    pairs = [(a[seed], b[seed]) for seed in shared] if shared else list(zip(a.values(), b.values(), strict=False))
+    return np.concatenate([x for x, _ in pairs]), np.concatenate([y for _, y in pairs])
 
 
-def pairwise_table(correct: dict[str, np.ndarray]) -> tuple[str, dict[tuple[str, str], float]]:
-    """CSV of McNemar's exact test for every pair, and the p-values by (a, b)."""
-    names, lines, p_values = list(correct), ["model_a,model_b,accuracy_a,accuracy_b,only_a,only_b,p_value"], {}
+def pairwise_table(correct: dict[str, dict[int, np.ndarray]]) -> str:
+    """McNemar's exact test for every pair of models, on their pooled paired replicates."""
+    names, rows = list(correct), []
     for i, a in enumerate(names):
         for b in names[i + 1:]:
-            only_a, only_b = discordant(correct[a], correct[b])
-            p = mcnemar_exact(only_a, only_b)
-            p_values[a, b] = p_values[b, a] = p
-            lines.append(f"{a},{b},{correct[a].mean():.6f},{correct[b].mean():.6f},{only_a},{only_b},{p:.6g}")
-    return "\n".join(lines) + "\n", p_values
+            only_a, only_b = discordant(*paired(correct[a], correct[b]))
+            rows.append((a, b, only_a, only_b, mcnemar_exact(only_a, only_b)))
+    return csv_text(("model_a", "model_b", "only_a", "only_b", "mcnemar_p"), rows)
+
+
+def distribution(values: list[float]) -> dict:
+    """The per-seed values and their summary (n is the model's, given once beside)."""
+    return {"values": values} | {k: v for k, v in describe(values).items() if k != "n"}
+
+
+def model_summary(group: list[Replicate], results: dict[Path, dict]) -> dict:
+    """summary.json's entry for one model, from its replicates in seed order."""
+    first = results[group[0].path]
+    return {
+        "kind": group[0].kind, "settings": group[0].settings, "n": len(group), "seeds": [r.seed for r in group],
+        "test/accuracy": distribution([results[r.path]["test/accuracy"] for r in group]),
+        "val/accuracy": distribution([r.validation["val/accuracy"] for r in group]),
+        "parameters": first["parameters"],
+        "test/reviews_per_second": round(float(np.median([results[r.path]["test/reviews_per_second"]
+                                                          for r in group])), 1),
+    }
+
+
+def headline(summary: dict[str, dict]) -> dict:
+    """reports/evaluation.json: small enough for `dvc exp show`. The champion is chosen on validation only."""
+    champion = max(summary, key=lambda model: summary[model]["val/accuracy"]["mean"])
+    return {model: {"test/accuracy/mean": s["test/accuracy"]["mean"], "test/accuracy/sd": s["test/accuracy"]["sd"],
+                    "n": s["n"]} for model, s in summary.items()} | {
+        "champion": {"model": champion, "val/accuracy": summary[champion]["val/accuracy"]["mean"],
+                     "test/accuracy": summary[champion]["test/accuracy"]["mean"]}}
 
 
 def main() -> None:
+    import argparse
+
+    argparse.ArgumentParser(description="Score every model file on the test split once; probe claim 5 on "
+                                        "validation reviews (params.yaml evaluate.*).").parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     params = config.load()
     load_stats(params.prepare.num_words)
-    specs, missing = model_specs(params)
+    probed = probed_experiments(params)
+    found, missing = find_replicates(params)
     for note in missing:
         print(f"not evaluated: {note}", flush=True)
-    if not specs:
+    if not found:
         raise UserError("no model to evaluate: run `dvc repro train` (and `dvc repro tune`) first")
 
     import keras
@@ -167,67 +238,75 @@ def main() -> None:
 
     root = tracking.project_root(Path.cwd())
     tracking.start(root, os.environ.get("MLFLOW_TRACKING_URI"))
-    test = load_split("test")
+    test, val = load_split("test"), load_split("val")
+    content, distances = params.evaluate.memory_content, params.evaluate.memory_distances
+    memory_set = val.take(probes.memory_rows(val, content, params.evaluate.probe_reviews))
+    if len(memory_set) == 0 and any(r.kind == "default" and r.model in probed for r in found):
+        raise UserError(f"params.yaml: evaluate.memory_content = {content}: no validation review is longer; "
+                        "lower it")
     labels = test.labels.astype(bool)
     padding, truncating = params.train.padding, params.train.truncating
-    print(f"evaluating {len(specs)} models on {len(test):,} test reviews", flush=True)
+    print(f"evaluating {len(found)} model files on {len(test):,} test reviews; memory probe on "
+          f"{len(memory_set):,} validation reviews", flush=True)
 
-    results, correct, files = {}, {}, {}
-    for number, spec in enumerate(specs, 1):
+    results, correct, groups, norms, memory, files = {}, {}, {}, {}, [], {}
+    for number, replicate in enumerate(found, 1):
         keras.backend.clear_session()
-        model = load_model(spec.path)
-        maxlen = spec.settings["maxlen"]
+        model = load_model(replicate.path)
+        maxlen = replicate.settings["maxlen"]
         if model.input_shape[1] not in (None, maxlen):
-            raise UserError(f"{spec.path}: built for maxlen {model.input_shape[1]}, params say {maxlen}; "
+            raise UserError(f"{replicate.path}: built for maxlen {model.input_shape[1]}, params say {maxlen}; "
                             "rerun its train or tune stage")
         probabilities, speed = predict(model, pad(test, maxlen, padding, truncating))
         metrics = classification(labels, probabilities)
         metrics |= {"test/reviews_per_second": round(speed, 1), "parameters": model.count_params()}
-        results[spec.name] = metrics
-        correct[spec.name] = (probabilities >= 0.5) == labels
-        fpr, tpr = roc_curve(labels, probabilities)
-        files[ROC_DIR / f"{spec.name}.csv"] = "fpr,tpr\n" + "".join(
-            f"{f:.6f},{t:.6f}\n" for f, t in zip(fpr, tpr, strict=True))
-        files[CONFUSION_DIR / f"{spec.name}.csv"] = "actual,predicted\n" + "".join(
-            f"{int(a)},{int(p)}\n" for a, p in zip(labels, probabilities >= 0.5, strict=True))
-        print(f"[{number}/{len(specs)}] {spec.name}: test/accuracy {metrics['test/accuracy']:.4f} "
+        results[replicate.path] = metrics
+        name = replicate.model
+        if name not in groups:  # its first replicate in seed order draws the ROC curve and the confusion matrix
+            fpr, tpr = roc_curve(labels, probabilities)
+            files[ROC_DIR / f"{name}.csv"] = csv_text(("fpr", "tpr"), [(f"{f:.6f}", f"{t:.6f}") for f, t in
+                                                                        zip(fpr, tpr, strict=True)])
+            files[CONFUSION_DIR / f"{name}.csv"] = csv_text(("actual", "predicted"), zip(
+                labels.astype(int), (probabilities >= 0.5).astype(int), strict=True))
+        groups.setdefault(name, []).append(replicate)
+        correct.setdefault(name, {})[replicate.seed] = (probabilities >= 0.5) == labels
+        if replicate.kind == "default" and name in probed:  # claim 5, on validation reviews only
+            norms.setdefault(name, {})[replicate.seed] = read_gradients(train_gradients_path(name, replicate.seed))
+            memory += [(name, replicate.seed, row["filler"], row["distance"], row["accuracy"]) for row in
+                       probes.memory_accuracy(model, memory_set, maxlen, content, distances, PREDICT_BATCH)]
+        print(f"[{number}/{len(found)}] {name} seed {replicate.seed}: test/accuracy {metrics['test/accuracy']:.4f} "
               f"[{metrics['test/accuracy_ci_low']:.4f}, {metrics['test/accuracy_ci_high']:.4f}], "
               f"ROC AUC {metrics['test/roc_auc']:.4f}, {speed:,.0f} reviews/s", flush=True)
 
-    best = max(results, key=lambda name: results[name]["test/accuracy"])
-    files[PAIRWISE], p_values = pairwise_table(correct)
-    for name in results:
-        results[name]["test/mcnemar_p_vs_best"] = 1.0 if name == best else p_values[name, best]
-
-    # Vanishing gradients: each architecture's default model, on validation reviews only.
-    defaults = [s for s in specs if s.kind == "default" and s.name == s.settings["architecture"]]
-    if defaults:
-        print(f"gradient probe: {', '.join(s.name for s in defaults)} on {GRADIENT_REVIEWS} validation reviews",
-              flush=True)
-        keras.backend.clear_session()
-        probed = {s.name: load_model(s.path) for s in defaults}
-        files[GRADIENTS] = gradient_table(probed, {s.name: s.settings["maxlen"] for s in defaults},
-                                          load_split("val"), padding, truncating)
-    else:  # no default model trained (only tuned ones): the declared output exists, with no rows
-        files[GRADIENTS] = "steps_before_end\n"
-
+    summary = {name: model_summary(group, results) for name, group in groups.items()}
+    top = headline(summary)
+    files[REPLICATES] = csv_text(("model", "kind", "seed", *VALIDATION, *TEST), [
+        (r.model, r.kind, r.seed, *(r.validation[k] for k in VALIDATION), *(results[r.path][k] for k in TEST))
+        for r in found])
+    files[SUMMARY] = tracking.dumps(summary)
+    files[PAIRWISE] = pairwise_table(correct)
+    files[GRADIENTS], files[GRADIENT_REACH] = gradient_tables(norms)
+    files[MEMORY] = csv_text(("model", "seed", "filler", "distance", "accuracy"), memory)
     commit, dirty = tracking.git_state(Path.cwd())
     files[EVALUATION_RUN] = tracking.dumps({
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "machine": tracking.machine(),
         "data.sha256": tracking.data_hash(PREPARED_DIR), "git.commit": commit, "git.dirty": dirty,
-        "versions": tracking.versions(), "best": best, "missing": missing,
+        "versions": tracking.versions(), "seeds": list(params.base.seeds), "champion": top["champion"]["model"],
+        "missing": missing,
     })
-    files[EVALUATION] = tracking.dumps(results)
+    files[EVALUATION] = tracking.dumps(top)
     # All or none; no curve is left of a model that is gone.
     write_outputs(files, replace_folders=(ROC_DIR, CONFUSION_DIR))
 
-    logged = tracking.log_test_metrics({spec.path: results[spec.name] for spec in specs})
-    for spec in specs:
-        runs = logged.get(spec.path, [])
-        print(f"{spec.name}: test metrics logged to MLflow run {', '.join(runs)}" if runs else
-              f"{spec.name}: no MLflow run made {spec.path} in this store (restored from DVC's cache?); "
-              f"its test metrics are in {EVALUATION} only")
-    print(f"best on test: {best} ({results[best]['test/accuracy']:.4f}); wrote {EVALUATION}")
+    logged = tracking.log_test_metrics(results)
+    unlogged = [str(r.path) for r in found if not logged.get(r.path)]
+    print(f"test metrics logged to {sum(map(len, logged.values()))} MLflow runs", flush=True)
+    if unlogged:
+        print(f"no MLflow run in this store made {', '.join(unlogged)} (restored from DVC's cache?); their test "
+              f"metrics are in {REPLICATES} only", flush=True)
+    champion = top["champion"]
+    print(f"champion by validation accuracy: {champion['model']} (val/accuracy {champion['val/accuracy']:.4f}, "
+          f"test/accuracy {champion['test/accuracy']:.4f}, means over seeds); wrote {EVALUATION}")
 
 
 if __name__ == "__main__":

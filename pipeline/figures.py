@@ -1,4 +1,8 @@
-"""Figures shared by the train stage (MLflow artifacts) and the report stage."""
+"""Figures shared by the train stage (MLflow artifacts) and the report stage.
+
+The report's figures show distributions over seeds: every replicate drawn thin (or as a dot), the mean or
+median over seeds drawn thick, and the spread across seeds as a band.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ import matplotlib.ticker
 
 matplotlib.use("Agg")  # files only; no display on these machines
 
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib import pyplot as plt  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
@@ -26,27 +31,93 @@ def learning_curves(rows: list[dict], title: str) -> Figure:
     return figure
 
 
-def validation_overlay(histories: dict[str, list[dict]]) -> Figure:
-    """Validation accuracy per epoch, every model on one axes."""
-    figure, axes = plt.subplots(figsize=(7, 4), constrained_layout=True)
-    for name, rows in histories.items():
-        axes.plot([r["epoch"] for r in rows], [r["val/accuracy"] for r in rows], marker=".", label=name)
-    axes.set(xlabel="epoch", ylabel="validation accuracy", title="Validation accuracy per epoch")
-    axes.legend()
+def seed_curves(histories: dict[int, list[dict]], kept: dict[int, int], title: str) -> Figure:
+    """The tutorial's picture over seeds: each seed's validation curve thin with its kept epoch marked,
+    the mean validation curve thick, the mean training curve as dots; accuracy and loss."""
+    table = pd.concat([pd.DataFrame(rows).assign(seed=seed) for seed, rows in histories.items()])
+    mean = table.groupby("epoch").mean(numeric_only=True)
+    figure, panels = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
+    for axes, metric in zip(panels, ("accuracy", "loss"), strict=True):
+        for seed, rows in histories.items():
+            curve = pd.DataFrame(rows).set_index("epoch")[f"val/{metric}"]
+            axes.plot(curve.index, curve, color="b", linewidth=0.8, alpha=0.35)
+            if seed in kept and kept[seed] in curve.index:
+                axes.plot(kept[seed], curve[kept[seed]], "v", color="C1", markersize=7)
+        axes.plot(mean.index, mean[f"train/{metric}"], "bo", label=f"training {metric} (mean)")
+        axes.plot(mean.index, mean[f"val/{metric}"], "b", linewidth=2.5, label=f"validation {metric} (mean)")
+        axes.plot([], [], "b", linewidth=0.8, alpha=0.35, label="validation, each seed")
+        axes.plot([], [], "v", color="C1", label="kept epoch, each seed")
+        axes.set(xlabel="epoch", ylabel=metric, title=f"{title}: {metric}, {len(histories)} seeds")
+        axes.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+        axes.legend(fontsize="small")
     return figure
 
 
-def accuracy_intervals(names: list[str], accuracy: list[float], low: list[float], high: list[float]) -> Figure:
-    """Test accuracy per model with its 95% Wilson interval."""
-    figure, axes = plt.subplots(figsize=(7, 0.45 * len(names) + 1.2), constrained_layout=True)
-    positions = range(len(names))
-    errors = [[a - lo for a, lo in zip(accuracy, low, strict=True)],
-              [hi - a for a, hi in zip(accuracy, high, strict=True)]]
-    axes.errorbar(accuracy, positions, xerr=errors, fmt="o", capsize=4)
-    axes.set_yticks(list(positions), names)
-    axes.invert_yaxis()
-    axes.set(xlabel="test accuracy (95% Wilson interval, 25,000 reviews)", title="Test accuracy per model")
+def seed_dots(names: list[str], values: list[list[float]], means: list[float],
+              low: list[float | None], high: list[float | None]) -> Figure:
+    """Test accuracy per model: every seed as a dot, the mean as a bar with its 95% CI (where n > 1)."""
+    figure, axes = plt.subplots(figsize=(7, 0.5 * len(names) + 1.3), constrained_layout=True)
+    for row, (seeds, mean, lo, hi) in enumerate(zip(values, means, low, high, strict=True)):
+        offsets = np.linspace(-0.12, 0.12, len(seeds)) if len(seeds) > 1 else [0.0]
+        axes.scatter(seeds, [row + o for o in offsets], color="C0", alpha=0.6, s=22,
+                     label="each seed" if row == 0 else None)
+        if lo is not None and hi is not None:
+            axes.errorbar([mean], [row], xerr=[[mean - lo], [hi - mean]], fmt="none", ecolor="k", capsize=5,
+                          label="95% CI of the mean" if row == 0 else None)
+        axes.plot([mean], [row], "|", color="k", markersize=16, markeredgewidth=2.5,
+                  label="mean" if row == 0 else None)
+    axes.set_yticks(range(len(names)), names)
+    axes.set_ylim(len(names) - 0.5, -0.5)
+    axes.set(xlabel="test accuracy (25,000 reviews)", title="Test accuracy per model, every seed")
     axes.grid(axis="x", alpha=0.3)
+    axes.legend(fontsize="small", loc="lower left")
+    return figure
+
+
+def gradient_spread(steps_before_end: np.ndarray, relative: dict[str, dict[str, np.ndarray]]) -> Figure:
+    """Relative input-gradient norm per step, one panel per snapshot: median over seeds, min-max band.
+
+    ``relative`` maps a model to a snapshot to an array of shape (seeds, steps), ordered like
+    ``steps_before_end``.
+    """
+    snapshots = list(dict.fromkeys(s for per_model in relative.values() for s in per_model))
+    figure, panels = plt.subplots(1, len(snapshots), figsize=(4.5 * len(snapshots), 4), constrained_layout=True,
+                                  sharey=True, squeeze=False)
+    for axes, snapshot in zip(panels[0], snapshots, strict=True):
+        for number, (model, per_snapshot) in enumerate(relative.items()):
+            if snapshot not in per_snapshot:
+                continue
+            values, color = per_snapshot[snapshot], f"C{number}"
+            axes.fill_between(steps_before_end, values.min(axis=0), values.max(axis=0), color=color, alpha=0.2,
+                              linewidth=0)
+            axes.plot(steps_before_end, np.median(values, axis=0), color=color, label=f"{model} ({len(values)})")
+        axes.set_yscale("log")
+        axes.set_xlim(max(steps_before_end), min(steps_before_end))
+        axes.set(xlabel="steps before the last input step", title=f"gradient per step: {snapshot}")
+        axes.grid(alpha=0.3)
+    panels[0][0].set_ylabel("|d loss / d word vector| / median of last 10 steps")
+    panels[0][-1].legend(fontsize="small", title="model (seeds)")
+    return figure
+
+
+def memory_curves(memory: pd.DataFrame) -> Figure:
+    """Memory probe: accuracy against the distance of the content from the window's end, one panel per
+    filler; per model the mean over seeds with the min-max band. Columns model, seed, filler, distance, accuracy."""
+    fillers = list(dict.fromkeys(memory["filler"]))
+    figure, panels = plt.subplots(1, len(fillers), figsize=(5 * len(fillers), 4), constrained_layout=True,
+                                  sharey=True, squeeze=False)
+    for axes, filler in zip(panels[0], fillers, strict=True):
+        rows = memory[memory["filler"] == filler]
+        for number, (model, table) in enumerate(rows.groupby("model", sort=False)):
+            spread = table.groupby("distance")["accuracy"].agg(["mean", "min", "max"])
+            color = f"C{number}"
+            axes.fill_between(spread.index, spread["min"], spread["max"], color=color, alpha=0.2, linewidth=0)
+            axes.plot(spread.index, spread["mean"], "o-", color=color, label=model)
+        axes.axhline(0.5, color="grey", linestyle=":", linewidth=1)
+        axes.set(xlabel=f"filler tokens after the content ({filler!r})", title=f"memory probe, filler {filler!r}")
+        axes.grid(alpha=0.3)
+    panels[0][0].set_ylabel("validation accuracy (mean, min-max over seeds)")
+    panels[0][-1].legend(fontsize="small")
     return figure
 
 
@@ -75,25 +146,4 @@ def tuning_scatter(trials: dict[str, pd.DataFrame], settings: tuple[str, ...] = 
             axes.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
             axes.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     panels[0][-1].legend(fontsize="small")
-    return figure
-
-
-def seconds_per_epoch(names: list[str], seconds: list[float]) -> Figure:
-    figure, axes = plt.subplots(figsize=(7, 0.45 * len(names) + 1.2), constrained_layout=True)
-    axes.barh(names, seconds)
-    axes.invert_yaxis()
-    axes.set(xlabel="median seconds per training epoch (20,000 reviews)", title="Training time per epoch")
-    return figure
-
-
-def gradient_decay(steps_before_end: list[int], relative: dict[str, list[float]]) -> Figure:
-    """Input-gradient norm per time step, relative to the last step, log scale."""
-    figure, axes = plt.subplots(figsize=(7, 4), constrained_layout=True)
-    for name, values in relative.items():
-        axes.plot(steps_before_end, values, label=name)
-    axes.set_yscale("log")
-    axes.invert_xaxis()
-    axes.set(xlabel="steps before the last input step", ylabel="|d loss / d word vector|, relative to the last step",
-             title="How much gradient reaches each word")
-    axes.legend()
     return figure

@@ -21,17 +21,25 @@ TRAIN_METRICS_DIR = Path("metrics/train")
 TRAIN_PLOTS_DIR = Path("plots/train")
 
 
-def model_path(name: str) -> Path:
-    return MODELS_DIR / f"{name}.keras"
+# One replicate of a default experiment is (experiment, seed); its files sit in a folder per experiment.
 
 
-def train_metrics_path(name: str) -> Path:
-    return TRAIN_METRICS_DIR / f"{name}.json"
+def model_path(name: str, seed: int) -> Path:
+    return MODELS_DIR / name / f"seed{seed}.keras"
 
 
-def train_history_path(name: str) -> Path:
+def train_metrics_path(name: str, seed: int) -> Path:
+    return TRAIN_METRICS_DIR / name / f"seed{seed}.json"
+
+
+def train_history_path(name: str, seed: int) -> Path:
     """Per-epoch history, declared as DVC plots."""
-    return TRAIN_PLOTS_DIR / f"{name}.csv"
+    return TRAIN_PLOTS_DIR / name / f"seed{seed}.csv"
+
+
+def train_gradients_path(name: str, seed: int) -> Path:
+    """Input-gradient norm per step at initialisation, after epoch 1 and for the kept model (claim 5)."""
+    return TRAIN_METRICS_DIR / name / f"seed{seed}-gradients.csv"
 
 
 def tuned_model_path(architecture: str) -> Path:
@@ -48,14 +56,23 @@ def tuning_report_path(architecture: str, suffix: str = ".json") -> Path:
     return TUNING_DIR / f"{architecture}{suffix}"
 
 
-# evaluate: one metrics file for every model, and the data behind its plots.
-EVALUATION = Path("reports/evaluation.json")
+# evaluate: one small headline metrics file (dvc exp show), and the detail behind it.
+EVALUATION = Path("reports/evaluation.json")  # per model: mean and sd of test accuracy; the champion
 EVALUATION_DIR = Path("reports/evaluation")
-ROC_DIR = EVALUATION_DIR / "roc"  # <model>.csv: fpr, tpr (DVC plots)
-CONFUSION_DIR = EVALUATION_DIR / "confusion"  # <model>.csv: actual, predicted per test review (DVC plots)
-PAIRWISE = EVALUATION_DIR / "pairwise.csv"  # McNemar's exact test for every pair of models
-GRADIENTS = EVALUATION_DIR / "gradients.csv"  # input-gradient norm per time step (vanishing gradients)
+REPLICATES = EVALUATION_DIR / "replicates.csv"  # one row per evaluated model file (experiment x seed)
+SUMMARY = EVALUATION_DIR / "summary.json"  # per model: n, mean, sd, min, max, 95% CI, per-seed values
+ROC_DIR = EVALUATION_DIR / "roc"  # <model>.csv: fpr, tpr of the first seed (DVC plots)
+CONFUSION_DIR = EVALUATION_DIR / "confusion"  # <model>.csv: actual, predicted of the first seed (DVC plots)
+PAIRWISE = EVALUATION_DIR / "pairwise.csv"  # McNemar's exact test on predictions pooled over seeds, every pair
+GRADIENTS = EVALUATION_DIR / "gradients.csv"  # relative input-gradient norm per step, median over seeds (plots)
+GRADIENT_REACH = EVALUATION_DIR / "gradient_reach.csv"  # per model, seed and snapshot: the gradient's reach
+MEMORY = EVALUATION_DIR / "memory.csv"  # memory probe: accuracy as content moves away from the window's end
 EVALUATION_RUN = EVALUATION_DIR / "run.json"  # machine, date, data hash and commit of the evaluation
+
+# speed: epochs of each architecture timed side by side in one process (claim 4)
+SPEED = Path("reports/speed.json")
+# The tutorial's own code on the prepared data (bench/tutorial_reference.py; committed, not a DVC output)
+TUTORIAL_REFERENCE = Path("reports/tutorial-reference.json")
 
 # register: what the registry aliases point to after the stage
 REGISTRY_REPORT = Path("reports/registry.json")

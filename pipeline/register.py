@@ -1,6 +1,6 @@
 """register stage: the champion by validation accuracy, in MLflow's model registry.
 
-Reads   metrics/train/<experiment>.json and reports/tuning/<architecture>.json (validation
+Reads   metrics/train/<experiment>/seed<seed>.json and reports/tuning/<architecture>.json (validation
         accuracy of each saved model), models/*.keras, data/prepared/vocab.tsv and stats.json,
         params prepare.num_words, train (padding, truncating, experiments), tune.architectures
 Writes  registered model imdb-sentiment in the MLflow store: a version per model it
@@ -8,12 +8,18 @@ Writes  registered model imdb-sentiment in the MLflow store: a version per model
         ``champion`` and ``challenger``; reports/registry.json (what the aliases point to)
 Run     python -m pipeline.register   (or: dvc repro register)
 
-Selection looks at validation accuracy only, never at the test split. The best model
-of this run becomes the champion only if it beats the current champion's validation
-accuracy; the runner-up (the next best of this run's models and the current
-champion) becomes the challenger. A model already registered (same file hash) is
-reused, not registered again. Each version's tags name its source run, the data hash
-and its validation accuracy.
+Selection looks at validation accuracy only, never at the test split. Every replicate of every
+default experiment (models/<experiment>/seed<seed>.keras) and every tuned model is a candidate,
+scored by the validation accuracy of the saved model. The best of them is the model worth serving;
+its number is optimistic (the maximum over several seeds or trials on the same validation split),
+which the report names. It becomes the champion only if it beats the current champion's validation
+accuracy, and only when the current champion was scored on the same prepared data (its
+data.sha256 tag): a champion from other data (another prepare.limit, split seed or vocabulary) was
+scored on another validation split, so its number is not comparable, and it may even have trained
+on reviews that are validation reviews now. Such a champion loses its claim and is not compared.
+The runner-up (the next best of this run's models and a comparable champion) becomes the
+challenger. A model already registered (same file hash) is reused, not registered again. Each
+version's tags name its source run, the data hash and its validation accuracy.
 """
 
 from __future__ import annotations
@@ -51,13 +57,14 @@ class Candidate:
 
 
 def candidates(params: Params) -> list[Candidate]:
-    """Every model with a validation result, best first."""
+    """Every model with a validation result (each replicate, each tuned model), best first."""
     found = []
     for name, experiment in params.train.experiments.items():
-        metrics, path = train_metrics_path(name), model_path(name)
-        if metrics.is_file() and path.is_file():
-            value = json.loads(metrics.read_text(encoding="utf-8"))["val/accuracy"]  # the saved, last-epoch model
-            found.append(Candidate(name, value, path, experiment.maxlen))
+        for seed in params.base.seeds:
+            metrics, path = train_metrics_path(name, seed), model_path(name, seed)
+            if metrics.is_file() and path.is_file():
+                value = json.loads(metrics.read_text(encoding="utf-8"))["val/accuracy"]  # the saved (kept) epoch
+                found.append(Candidate(f"{name}/seed{seed}", value, path, experiment.maxlen))
     for architecture in params.tune.architectures:
         summary, path = tuning_report_path(architecture), tuned_model_path(architecture)
         if summary.is_file() and path.is_file():
@@ -65,6 +72,11 @@ def candidates(params: Params) -> list[Candidate]:
             maxlen = result["best_params"].get("maxlen", params.train.experiments[architecture].maxlen)
             found.append(Candidate(f"{architecture}-tuned", result["best_value"], path, maxlen))
     return sorted(found, key=lambda c: -c.val_accuracy)
+
+
+def comparable(current, data: str) -> bool:
+    """Whether the current champion was scored on this prepared data (the same validation split)."""
+    return current is not None and current.tags.get("data.sha256") == data
 
 
 def rank(pool: list[dict]) -> tuple[dict, dict | None]:
@@ -98,17 +110,23 @@ def main() -> None:
     by_hash = {v.tags.get("model.sha256"): v for v in versions}
     current = _alias(client, CHAMPION)
 
-    pool = []
-    if current is not None:
+    pool, stale = [], None
+    if comparable(current, data):
         pool.append({"name": current.tags.get("model"), "val_accuracy": float(current.tags["val_accuracy"]),
                      "sha256": current.tags["model.sha256"], "version": current})
+    elif current is not None:
+        stale = {"version": int(current.version), "model": current.tags.get("model"),
+                 "data.sha256": current.tags.get("data.sha256"), "val/accuracy": float(current.tags["val_accuracy"])}
+        print(f"current champion {current.tags.get('model')} v{current.version} was scored on other data "
+              f"(data.sha256 {str(stale['data.sha256'])[:12]}..., now {data[:12]}...): its validation accuracy is "
+              "not comparable, so it is not compared and loses its alias", flush=True)
     for candidate in found:
         pool.append({"name": candidate.name, "val_accuracy": candidate.val_accuracy,
                      "sha256": tracking.file_sha256(candidate.path), "candidate": candidate})
     champion, challenger = rank(pool)
     print(f"best on validation: {found[0].name} ({found[0].val_accuracy:.4f}); current champion: "
           + (f"{current.tags.get('model')} v{current.version} ({float(current.tags['val_accuracy']):.4f})"
-             if current else "none"), flush=True)
+             if current and stale is None else "none comparable"), flush=True)
 
     def version_of(entry: dict):
         if "version" in entry:
@@ -116,6 +134,7 @@ def main() -> None:
         if entry["sha256"] in by_hash:  # already registered: keep its version, refresh its score
             version = by_hash[entry["sha256"]]
             client.set_model_version_tag(REGISTERED_MODEL, version.version, "val_accuracy", str(entry["val_accuracy"]))
+            client.set_model_version_tag(REGISTERED_MODEL, version.version, "data.sha256", data)
             return client.get_model_version(REGISTERED_MODEL, version.version)
         return _register(client, entry["candidate"], entry["sha256"], params, data)
 
@@ -126,9 +145,12 @@ def main() -> None:
         client.set_registered_model_alias(REGISTERED_MODEL, alias, version.version)
         print(f"{REGISTERED_MODEL}@{alias} = version {version.version} ({version.tags.get('model')}, "
               f"val/accuracy {float(version.tags['val_accuracy']):.4f})")
-    write_atomic(REGISTRY_REPORT, tracking.dumps({
-        alias: {"version": int(v.version), "model": v.tags.get("model"), "val/accuracy": float(v.tags["val_accuracy"]),
-                "source_run": v.tags.get("source_run")} for alias, v in chosen.items()}))
+    report = {alias: {"version": int(v.version), "model": v.tags.get("model"),
+                      "val/accuracy": float(v.tags["val_accuracy"]), "source_run": v.tags.get("source_run"),
+                      "data.sha256": v.tags.get("data.sha256")} for alias, v in chosen.items()}
+    if stale is not None:
+        report["not_compared"] = stale | {"reason": "scored on other prepared data (data.sha256)"}
+    write_atomic(REGISTRY_REPORT, tracking.dumps(report))
 
 
 def _exists(client) -> bool:

@@ -1,18 +1,21 @@
-"""report stage: the comparison tables, figures and the tutorial's claims, from the pipeline's result files.
+"""report stage: the comparison of the models as distributions over seeds, and the tutorial's claims judged on them.
 
-Reads   only what dvc.yaml declares: reports/evaluation.json and reports/evaluation/,
-        metrics/train/, plots/train/, reports/tuning/, data/prepared/stats.json,
-        params train.experiments and tune.architectures
+Reads   only what dvc.yaml declares: reports/evaluation.json and reports/evaluation/ (summary, replicates,
+        pairwise McNemar, gradients, gradient reach, memory probe, run), reports/speed.json,
+        reports/tutorial-reference.json, metrics/train/<experiment>/seed<seed>.json and -gradients.csv,
+        plots/train/<experiment>/seed<seed>.csv, reports/tuning/, data/prepared/stats.json;
+        params base.seed, base.seeds, train.keep, train.experiments, tune.architectures
 Writes  reports/comparison.md, reports/comparison.html (self-contained, figures embedded),
         reports/figures/*.png
 Run     python -m pipeline.report   (or: dvc repro report)
 
-A missing input (a stage not run yet) leaves its rows or figures out and is named
+A missing input (a stage not run yet) leaves its rows, sections or figures out and is named
 under "Missing results"; the report still renders.
 """
 
 from __future__ import annotations
 
+import argparse
 import base64
 import html
 import io
@@ -23,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline import claims, config
+from pipeline import claims, config, tables
 from pipeline.cli import run
 from pipeline.config import Params
 from pipeline.paths import (
@@ -32,9 +35,16 @@ from pipeline.paths import (
     EVALUATION,
     EVALUATION_RUN,
     FIGURES_DIR,
+    GRADIENT_REACH,
     GRADIENTS,
+    MEMORY,
     PAIRWISE,
+    REPLICATES,
+    SPEED,
     STATS,
+    SUMMARY,
+    TUTORIAL_REFERENCE,
+    train_gradients_path,
     train_history_path,
     train_metrics_path,
     tuning_report_path,
@@ -44,156 +54,117 @@ from pipeline.paths import (
 # Inputs ---------------------------------------------------------------------------------------------
 
 
+def as_json(path: Path):
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
 def read_inputs(params: Params) -> tuple[dict, list[str]]:
     """Every result file the report uses, and a note for each one that is missing."""
     missing: list[str] = []
 
-    def load(path: Path, reader, stage: str):
+    def load(path: Path, reader, source: str):
         if path.is_file():
             return reader(path)
-        missing.append(f"`{path}` (stage `{stage}` not run)")
+        missing.append(f"`{path}` ({source} not run)")
         return None
 
-    as_json = lambda path: json.loads(path.read_text(encoding="utf-8"))  # noqa: E731
-    inputs = {"train": {}, "history": {}, "tuning": {}, "trials": {}}
+    inputs: dict = {"train": {}, "history": {}, "norms": {}, "tuning": {}, "trials": {}}
     for name in params.train.experiments:
-        inputs["train"][name] = load(train_metrics_path(name), as_json, f"train@{name}")
-        inputs["history"][name] = load(train_history_path(name), lambda p: pd.read_csv(p).to_dict("records"),
-                                       f"train@{name}")
+        for seed in params.base.seeds:
+            files = {"train": (train_metrics_path(name, seed), as_json),
+                     "history": (train_history_path(name, seed), lambda p: pd.read_csv(p).to_dict("records")),
+                     "norms": (train_gradients_path(name, seed), pd.read_csv)}
+            if absent := [f"`{path}`" for path, _ in files.values() if not path.is_file()]:
+                missing.append(f"{', '.join(absent)} (stage `train@{name}-{seed}` not run)")
+            for kind, (path, reader) in files.items():
+                if path.is_file():
+                    inputs[kind].setdefault(name, {})[seed] = reader(path)
     for architecture in params.tune.architectures:
-        inputs["tuning"][architecture] = load(tuning_report_path(architecture), as_json, f"tune@{architecture}")
-        inputs["trials"][architecture] = load(tuning_report_path(architecture, "-trials.csv"), pd.read_csv,
-                                              f"tune@{architecture}")
-    inputs["evaluation"] = load(EVALUATION, as_json, "evaluate") or {}
-    inputs["run"] = load(EVALUATION_RUN, as_json, "evaluate") or {}
-    inputs["pairwise"] = load(PAIRWISE, pd.read_csv, "evaluate")
-    inputs["gradients"] = load(GRADIENTS, pd.read_csv, "evaluate")
-    if inputs["gradients"] is not None and inputs["gradients"].empty:
-        inputs["gradients"] = None  # evaluate had no default model to probe
-    inputs["stats"] = load(STATS, as_json, "prepare")
-    for kind in ("train", "history", "tuning", "trials"):
-        inputs[kind] = {k: v for k, v in inputs[kind].items() if v is not None}
+        if (summary := load(tuning_report_path(architecture), as_json, f"stage `tune@{architecture}`")) is not None:
+            inputs["tuning"][architecture] = summary
+        if (trials := load(tuning_report_path(architecture, "-trials.csv"), pd.read_csv,
+                           f"stage `tune@{architecture}`")) is not None:
+            inputs["trials"][architecture] = trials
+    for key, path, reader in (("evaluation", EVALUATION, as_json), ("summary", SUMMARY, as_json),
+                              ("replicates", REPLICATES, pd.read_csv), ("pairwise", PAIRWISE, pd.read_csv),
+                              ("gradients", GRADIENTS, pd.read_csv), ("reach", GRADIENT_REACH, pd.read_csv),
+                              ("memory", MEMORY, pd.read_csv), ("run", EVALUATION_RUN, as_json)):
+        inputs[key] = load(path, reader, "stage `evaluate`")
+    inputs["speed"] = load(SPEED, as_json, "stage `speed`")
+    inputs["reference"] = load(TUTORIAL_REFERENCE, as_json, "`python bench/tutorial_reference.py`")
+    inputs["stats"] = load(STATS, as_json, "stage `prepare`")
     return inputs, missing
 
 
-# Tables (pure) --------------------------------------------------------------------------------------
+# Evidence for the claims (pure) ------------------------------------------------------------------------
 
 
-def model_rows(params: Params, inputs: dict) -> list[dict]:
-    """One record per model (default experiments, then tuned), with its settings and results."""
-    rows = []
-    for name, experiment in params.train.experiments.items():
-        metrics = inputs["train"].get(name)
-        if metrics:
-            rows.append({"model": name, "kind": "default", **vars(experiment), "val": metrics["val/accuracy"],
-                         "best_val": metrics["best/val/accuracy"], "best_epoch": metrics["best/epoch"],
-                         "seconds_per_epoch": metrics["epoch/seconds"], "train_seconds": metrics["total/seconds"],
-                         "parameters": metrics["parameters"]})
+def in_seed_order(values: pd.Series, seeds: tuple[int, ...]) -> list[float] | None:
+    """``values`` (indexed by seed) in base.seeds order; None unless every seed has exactly one value: a model
+    with a replicate missing, or a tuned model (seed base.seed), gives the claims no per-seed list."""
+    if values.index.has_duplicates or not set(seeds) <= set(values.index):
+        return None
+    return [float(values[seed]) for seed in seeds]
+
+
+def evidence(params: Params, inputs: dict) -> claims.Evidence:
+    seeds = tuple(params.base.seeds)
+    test, pooled, reach, memory = {}, {}, {}, {}
+    if inputs["replicates"] is not None:
+        for model, rows in inputs["replicates"].groupby("model", sort=False):
+            test[model] = in_seed_order(rows.set_index("seed")["test/accuracy"], seeds)
+    if inputs["pairwise"] is not None:
+        for row in inputs["pairwise"].itertuples(index=False):
+            pooled[row.model_a, row.model_b] = pooled[row.model_b, row.model_a] = float(row.mcnemar_p)
+    if inputs["reach"] is not None:
+        for (model, snapshot), rows in inputs["reach"].groupby(["model", "snapshot"], sort=False):
+            reach.setdefault(model, {})[snapshot] = in_seed_order(rows.set_index("seed")["reach"], seeds)
+    if inputs["memory"] is not None:
+        # Retention: accuracy with the content furthest from the window's end minus right at the end (filler pad).
+        padded = inputs["memory"][inputs["memory"]["filler"] == "pad"]
+        for model, rows in padded.groupby("model", sort=False):
+            curves = {seed: r.set_index("distance")["accuracy"] for seed, r in rows.groupby("seed")}
+            memory[model] = in_seed_order(pd.Series({seed: c[c.index.max()] - c[c.index.min()]
+                                                     for seed, c in curves.items()}), seeds)
+
+    def complete(mapping: dict) -> dict:
+        return {key: values for key, values in mapping.items() if values is not None}
+
+    return claims.Evidence(seeds=seeds, test_accuracy=complete(test), pooled_mcnemar=pooled, speed=inputs["speed"],
+                           reach={m: complete(r) for m, r in reach.items()}, memory=complete(memory),
+                           bootstrap_seed=params.base.seed)
+
+
+def seconds_per_epoch(inputs: dict) -> dict[str, float]:
+    """Median s/epoch per model: over seeds of each replicate's median; a tuned model's best trial's mean."""
+    seconds = {name: float(np.median([m["epoch/seconds"] for m in per_seed.values()]))
+               for name, per_seed in inputs["train"].items()}
     for architecture, summary in inputs["tuning"].items():
         trials = inputs["trials"].get(architecture)
-        settings = vars(params.train.experiments[architecture]) | summary["best_params"]
-        seconds = None
-        if trials is not None:
-            best = trials[trials["number"] == summary["best_trial"]].iloc[0]
-            seconds = pd.to_timedelta(best["duration"]).total_seconds()
-        rows.append({"model": f"{architecture}-tuned", "kind": "tuned", **settings, "val": summary["best_value"],
-                     "best_val": summary["best_value"], "best_epoch": settings["epochs"],
-                     "seconds_per_epoch": seconds / settings["epochs"] if seconds else None,
-                     "train_seconds": seconds, "parameters": None})
-    for row in rows:
-        test = inputs["evaluation"].get(row["model"], {})
-        row["parameters"] = row["parameters"] or test.get("parameters")
-        row["test"] = test
-    return rows
+        if trials is not None and "duration" in trials:
+            best = trials[trials["number"] == summary["best_trial"]]
+            epochs = summary["best_params"].get("epochs")
+            if len(best) and epochs:
+                seconds[f"{architecture}-tuned"] = pd.to_timedelta(best["duration"].iloc[0]).total_seconds() / epochs
+    return seconds
 
 
-def results_table(rows: list[dict]) -> pd.DataFrame:
-    """The headline table: settings, validation and test accuracy, cost."""
-    def test(row, key, fmt="{:.4f}"):
-        return fmt.format(row["test"][key]) if key in row["test"] else "not evaluated"
+def gradient_curves(norms: dict[str, dict[int, pd.DataFrame]], models: list[str]
+                    ) -> tuple[np.ndarray, dict[str, dict[str, np.ndarray]]]:
+    """Relative gradient per step for each model and snapshot, shape (seeds, steps), over the last steps that
+    every model has (the shortest window); the relative norm depends only on the window's end, so it is the same."""
+    from pipeline import probes
 
-    return pd.DataFrame([{
-        "model": r["model"], "architecture": r["architecture"], "maxlen": r["maxlen"],
-        "units": "—" if r["architecture"] == "dense" else r["units"], "epochs": r["epochs"],
-        "parameters": f"{r['parameters']:,}" if r["parameters"] else "—",
-        "val accuracy (saved model)": f"{r['val']:.4f}",
-        "best val accuracy (epoch)": f"{r['best_val']:.4f} ({r['best_epoch']})",
-        "test accuracy [95% CI]": (f"{r['test']['test/accuracy']:.4f} [{r['test']['test/accuracy_ci_low']:.4f}, "
-                                   f"{r['test']['test/accuracy_ci_high']:.4f}]") if r["test"] else "not evaluated",
-        "test ROC AUC": test(r, "test/roc_auc"),
-        "McNemar p vs. best": claims.format_p(r["test"]["test/mcnemar_p_vs_best"]) if r["test"] else "—",
-        "s/epoch": f"{r['seconds_per_epoch']:.1f}" if r["seconds_per_epoch"] else "—",
-        "training s": f"{r['train_seconds']:.0f}" if r["train_seconds"] else "—",
-        "test reviews/s": test(r, "test/reviews_per_second", "{:,.0f}"),
-    } for r in rows])
-
-
-def tutorial_table(evaluation: dict) -> pd.DataFrame:
-    """Our test accuracy beside the tutorial's reported numbers and its own code run on this machine."""
-    names = [n for n in claims.TUTORIAL_CODE_HERE if n in evaluation or n in claims.TUTORIAL_REPORTED]
-    return pd.DataFrame([{
-        "model": n,
-        "tutorial reports": f"{claims.TUTORIAL_REPORTED[n]:.1%}" if n in claims.TUTORIAL_REPORTED else "—",
-        "tutorial's code here": f"{claims.TUTORIAL_CODE_HERE[n]:.1%}",
-        "this pipeline": f"{evaluation[n]['test/accuracy']:.1%}" if n in evaluation else "not evaluated",
-    } for n in names])
-
-
-def tuning_table(tuning: dict[str, dict]) -> pd.DataFrame:
-    return pd.DataFrame([{
-        "architecture": a, "study": s["study"],
-        "trials complete / pruned / failed": "{complete} / {pruned} / {failed}".format(**s["trials"]),
-        "best settings": ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}"
-                                   for k, v in sorted(s["best_params"].items())),
-        "best val accuracy": f"{s['best_value']:.4f}",
-        "default val accuracy": f"{s['default_value']:.4f}" if s["default_value"] is not None else "—",
-        "gain (points)": f"{100 * (s['best_value'] - s['default_value']):+.2f}" if s["default_value"] else "—",
-        "epochs trained / unpruned": f"{s['epochs_trained']} / {s['epochs_unpruned']} ({s['epoch_ratio']:.2f})",
-        "wall s": f"{s['wall_seconds']:.0f}",
-    } for a, s in tuning.items()])
-
-
-def length_table(stats: dict) -> pd.DataFrame:
-    rows = []
-    for split, s in stats["splits"].items():
-        length = s["length"]
-        rows.append({"split": split, "reviews": f"{s['reviews']:,}", "mean length": f"{length['mean']:.0f}",
-                     "median": f"{length['p50']:.0f}", "90th pct": f"{length['p90']:.0f}",
-                     "99th pct": f"{length['p99']:.0f}", "longest": f"{length['max']:,}",
-                     **{f"cut at maxlen {m}": f"{f:.1%}" for m, f in s["truncated_fraction"].items()}})
-    return pd.DataFrame(rows)
-
-
-def claims_table(judged: list[claims.Claim]) -> pd.DataFrame:
-    return pd.DataFrame([{"#": c.number, "claim": c.text, "verdict": c.verdict, "evidence": c.evidence,
-                          "McNemar p": claims.format_p(c.p_value) if c.p_value is not None else "—"} for c in judged])
-
-
-def not_reproduced(judged: list[claims.Claim], evaluation: dict) -> str:
-    """One plain sentence on where the tutorial's claims and numbers do not hold here."""
-    failed = [f"claim {c.number} ({c.verdict})" for c in judged if c.verdict != "supported"]
-    off = [f"{n} {evaluation[n]['test/accuracy']:.1%} vs. {claimed:.1%}" for n, claimed in
-           claims.TUTORIAL_REPORTED.items() if n in evaluation
-           and abs(evaluation[n]["test/accuracy"] - claimed) > claims.TOLERANCE]
-    if not failed and not off:
-        return "Every claim and reported accuracy of the tutorial is reproduced here."
-    return ("Not reproduced here: " + "; ".join(failed or ["every claim holds"])
-            + (". Reported accuracies missed by more than one point: " + "; ".join(off) if off else "") + ".")
-
-
-def p_value_map(pairwise: pd.DataFrame | None) -> dict[tuple[str, str], float]:
-    if pairwise is None:
-        return {}
-    pairs = {}
-    for row in pairwise.itertuples(index=False):
-        pairs[row.model_a, row.model_b] = pairs[row.model_b, row.model_a] = float(row.p_value)
-    return pairs
-
-
-def relative_gradients(gradients: pd.DataFrame | None) -> dict[str, np.ndarray]:
-    if gradients is None:
-        return {}
-    return {c.removesuffix("/relative"): gradients[c].to_numpy() for c in gradients if c.endswith("/relative")}
+    # Earliest step first, as the train stage writes them; sorted again so the order is not assumed.
+    frames = {m: [f.sort_values("steps_before_end", ascending=False) for f in norms[m].values()]
+              for m in models if norms.get(m)}
+    if not frames:
+        return np.arange(0), {}
+    steps = min(len(frame) for per_seed in frames.values() for frame in per_seed)
+    curves = {model: {snapshot: np.array([probes.relative(f[snapshot].to_numpy())[-steps:] for f in per_seed])
+                      for snapshot in per_seed[0].columns if snapshot != "steps_before_end"}
+              for model, per_seed in frames.items()}
+    return np.arange(steps - 1, -1, -1), curves
 
 
 # Rendering ------------------------------------------------------------------------------------------
@@ -249,19 +220,11 @@ def png(figure) -> bytes:
 def build(params: Params, inputs: dict, missing: list[str]) -> tuple[list[tuple], dict[str, bytes]]:
     from pipeline import figures
 
-    evaluation, run_info = inputs["evaluation"], inputs["run"]
-    rows = model_rows(params, inputs)
-    machine = run_info.get("machine", {})
-    blocks: list[tuple] = [("h1", "IMDb sentiment: dense, SimpleRNN, LSTM and GRU compared")]
-    if run_info:
-        blocks.append(("p", f"Test split evaluated {run_info['date']} on {machine.get('cpu')}, "
-                            f"{machine.get('cores')} cores, {machine.get('memory_gib')} GiB, "
-                            f"GPUs: {', '.join(machine.get('gpus') or []) or 'none'}. Prepared data sha256 "
-                            f"{run_info['data.sha256'][:16]}…; code at git commit {run_info['git.commit'][:10]}"
-                            f"{' with uncommitted changes' if run_info['git.dirty'] else ''}. Report written "
-                            f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}."))
-    blocks.append(("p", "Model selection (tuning, best epochs) used the validation split only; each model below "
-                        "was scored once on the 25,000 test reviews by the evaluate stage."))
+    summary, judged_on = inputs["summary"] or {}, evidence(params, inputs)
+    blocks: list[tuple] = [("h1", "IMDb sentiment: dense, SimpleRNN, LSTM and GRU compared over seeds")]
+    if inputs["run"]:
+        blocks.append(("p", tables.run_paragraph(inputs["run"], time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))))
+    blocks.append(("p", tables.epoch_paragraph(params.train.keep, params.base.seeds, params.base.seed)))
     if missing:
         blocks += [("h2", "Missing results"), ("p", "Not available, so left out below: " + "; ".join(missing) + ".")]
     figure_data: dict[str, bytes] = {}
@@ -270,57 +233,85 @@ def build(params: Params, inputs: dict, missing: list[str]) -> tuple[list[tuple]
         figure_data[name] = png(drawn)
         blocks.append(("figure", name, caption))
 
-    if rows:
-        blocks += [("h2", "Results"), ("table", results_table(rows))]
-    if evaluation:
-        tested = [r["model"] for r in rows if r["test"]]
-        figure("test-accuracy.png", figures.accuracy_intervals(
-            tested, *([evaluation[n][k] for n in tested] for k in
-                      ("test/accuracy", "test/accuracy_ci_low", "test/accuracy_ci_high"))),
-            "Test accuracy per model with 95% Wilson intervals")
-        blocks += [("h2", "The tutorial's claims"),
-                   ("p", f"Levels (\"about 88%\") count as reproduced within {100 * claims.TOLERANCE:g} "
-                         "percentage point; "
-                         f"comparisons need McNemar's exact p < {claims.ALPHA} on the test reviews; speed needs a "
-                         f"{claims.SPEED_MARGIN:.0%} margin in seconds per epoch."),
-                   ("table", claims_table(judged := claims.judge(
-                       evaluation, p_value_map(inputs["pairwise"]),
-                       {r["model"]: r["seconds_per_epoch"] for r in rows if r["kind"] == "default"},
-                       relative_gradients(inputs["gradients"])))),
-                   ("p", not_reproduced(judged, evaluation)),
-                   ("h2", "Against the tutorial's numbers"), ("table", tutorial_table(evaluation))]
-    if inputs["gradients"] is not None:
-        relative = relative_gradients(inputs["gradients"])
-        figure("gradients.png", figures.gradient_decay(inputs["gradients"]["steps_before_end"].tolist(),
-                                                       {k: v.tolist() for k, v in relative.items()}),
-               "Vanishing gradients: loss gradient per input step on validation reviews, relative to the last step")
+    if summary:
+        champion = (inputs["evaluation"] or {}).get("champion")
+        blocks += [("h2", "Results"), ("p", "Test accuracy over each model's seeds: mean ± sample sd, the 95% "
+                                            "t-interval of the mean, the range and every seed's value; validation "
+                                            "accuracy of the kept, the best and the last epoch, means over seeds.")]
+        if champion:
+            blocks.append(("p", f"Champion by mean validation accuracy (never test): {champion['model']}, val "
+                                f"{champion['val/accuracy']:.4f}, test {champion['test/accuracy']:.4f}."))
+        blocks.append(("table", tables.results_table(summary, inputs["replicates"], seconds_per_epoch(inputs))))
+        tests = [summary[m]["test/accuracy"] for m in summary]
+        figure("test-accuracy.png", figures.seed_dots(list(summary), [t["values"] for t in tests],
+                                                      [t["mean"] for t in tests], [t.get("ci_low") for t in tests],
+                                                      [t.get("ci_high") for t in tests]),
+               "Test accuracy: every seed a dot, the mean a bar with its 95% CI")
+    judged = claims.judge(judged_on)
+    blocks += [("h2", "The tutorial's claims"),
+               ("p", f"Each claim is judged on the distributions over {len(params.base.seeds)} seeds by the rule in "
+                     "its row. Single-seed agreement: how many seeds, judged alone, give the same verdict, i.e. how "
+                     "often a study of one seed would have reached it."),
+               ("table", tables.claims_table(judged)), ("p", tables.not_reproduced(judged, summary))]
+    if curse := tables.winners_curse(summary, inputs["tuning"]):
+        blocks.append(("p", curse))
+    if summary or inputs["reference"]:
+        blocks += [("h2", "Against the tutorial's numbers"),
+                   ("p", "Test accuracy: as the tutorial reports it, its own code run here on the same data (mean ± "
+                         "sd over seeds, percentage points), and this pipeline. " + tables.reference_note(
+                             inputs["reference"])),
+                   ("table", tables.tutorial_table(summary, inputs["reference"]))]
+    models = ([c.split("/")[0] for c in inputs["gradients"].columns if "/" in c]
+              if inputs["gradients"] is not None else list(inputs["norms"]))
+    steps, curves = gradient_curves(inputs["norms"], list(dict.fromkeys(models)))
+    memory = inputs["memory"]
+    if judged_on.reach or judged_on.memory or curves or (memory is not None and not memory.empty):
+        blocks += [("h2", "Vanishing gradients (claim 5)"),
+                   ("p", "Probes on validation reviews. Gradient reach: the loss gradient reaching each input "
+                         "step, relative to the mean of the last 10 steps; reach is its median over the earlier "
+                         "half of the window (near 0 when gradients vanish), at initialisation, after epoch 1 and "
+                         "for the kept model. Memory retention: accuracy with the review's last tokens pushed "
+                         "furthest from the window's end by padding, minus with them at the end. Mean ± sd (seeds).")]
+        if judged_on.reach or judged_on.memory:
+            blocks.append(("table", tables.probe_table(judged_on.reach, judged_on.memory)))
+        if curves:
+            figure("gradients.png", figures.gradient_spread(steps, curves),
+                   "Gradient reaching each step, relative to the last steps: median over seeds, min-max band")
+        if memory is not None and not memory.empty:
+            figure("memory.png", figures.memory_curves(memory),
+                   "Memory probe: accuracy as the content moves away from the window's end, mean and min-max")
+    if inputs["speed"]:
+        blocks += [("h2", "Training speed (claim 4)"), ("p", tables.speed_note(inputs["speed"])),
+                   ("table", tables.speed_table(inputs["speed"]))]
     if inputs["history"]:
-        blocks.append(("h2", "Learning curves"))
-        figure("validation-accuracy.png", figures.validation_overlay(inputs["history"]),
-               "Validation accuracy per epoch, default experiments")
-        for name, history in inputs["history"].items():
-            figure(f"curves-{name}.png", figures.learning_curves(history, name),
-                   f"{name}: training (dots) and validation (line) accuracy and loss")
-        figure("seconds-per-epoch.png", figures.seconds_per_epoch(
-            [r["model"] for r in rows if r["kind"] == "default"],
-            [r["seconds_per_epoch"] for r in rows if r["kind"] == "default"]), "Median seconds per training epoch")
+        blocks += [("h2", "Learning curves"), ("p", "Per experiment: each seed's validation curve (thin) with its "
+                                                    "kept epoch marked, the mean validation curve (thick line) "
+                                                    "and the mean training curve (dots).")]
+        for name, per_seed in inputs["history"].items():
+            kept = {seed: m["kept/epoch"] for seed, m in inputs["train"].get(name, {}).items() if "kept/epoch" in m}
+            figure(f"curves-{name}.png", figures.seed_curves(per_seed, kept, name),
+                   f"{name}: training (dots) and validation (lines) accuracy and loss over {len(per_seed)} seeds")
     if inputs["tuning"]:
         blocks += [("h2", "Tuning"), ("p", "Best settings per architecture from its Optuna study, and what pruning "
                                            "saved: epochs trained against the epochs the same trials would have "
-                                           "run unpruned."), ("table", tuning_table(inputs["tuning"]))]
-        figure("tuning.png", figures.tuning_scatter(inputs["trials"]),
-               "Validation accuracy of every tuning trial against maxlen and units")
+                                           "run unpruned."), ("table", tables.tuning_table(inputs["tuning"]))]
+        if inputs["trials"]:
+            figure("tuning.png", figures.tuning_scatter(inputs["trials"]),
+                   "Validation accuracy of every tuning trial against maxlen and units")
     if inputs["stats"]:
         blocks += [("h2", "Review lengths"), ("p", "Tokens per review (with the start token) and the share of "
-                                                   "reviews a maxlen cuts."), ("table", length_table(inputs["stats"]))]
+                                                   "reviews a maxlen cuts."),
+                   ("table", tables.length_table(inputs["stats"]))]
     return blocks, figure_data
 
 
 def main() -> None:
+    argparse.ArgumentParser(description="Write reports/comparison.md and .html from the result files, naming "
+                                        "any that are missing.").parse_args()
     params = config.load()
     inputs, missing = read_inputs(params)
-    print(f"report: {sum(len(inputs[k]) for k in ('train', 'tuning'))} result files, "
-          f"{len(inputs['evaluation'])} evaluated models" + (f"; missing {len(missing)}" if missing else ""),
+    print(f"report: {sum(len(v) for v in inputs['train'].values())} replicates, {len(inputs['tuning'])} studies, "
+          f"{len(inputs['summary'] or {})} evaluated models" + (f"; missing {len(missing)}" if missing else ""),
           flush=True)
     blocks, figure_data = build(params, inputs, missing)
     markdown, page = render(blocks, figure_data)

@@ -91,7 +91,13 @@ class SentimentModel(mlflow.pyfunc.PythonModel):
 def log_servable(keras_path: Path, vocabulary: Path, settings: dict) -> str:
     """Log the pyfunc (model, vocabulary, settings, pipeline code) to the active run; return its model URI."""
     import tempfile
+    from importlib import metadata
 
+    from pipeline.tracking import model_requirements
+
+    # Named, not inferred: inference loads the model in a subprocess, ~10 s for the same list.
+    requirements = [*model_requirements(), f"pandas=={metadata.version('pandas')}",
+                    f"mlflow=={metadata.version('mlflow')}"]
     with tempfile.TemporaryDirectory() as folder:
         settings_path = Path(folder) / "settings.json"
         settings_path.write_text(json.dumps(settings, indent=2, sort_keys=True), encoding="utf-8")
@@ -99,5 +105,6 @@ def log_servable(keras_path: Path, vocabulary: Path, settings: dict) -> str:
             name="servable", python_model=str(Path(__file__).with_name("servable.py")),
             artifacts={"keras_model": str(keras_path), "vocabulary": str(vocabulary), "settings": str(settings_path)},
             code_paths=[str(Path(__file__).parent)], signature=SIGNATURE, input_example=EXAMPLE,
+            pip_requirements=requirements,
         )
     return info.model_uri

@@ -39,7 +39,7 @@ from pipeline.locks import StoreLock
 from pipeline.models import VARIABLE_LENGTH, build
 from pipeline.paths import temporary_for, write_outputs
 from pipeline.tracking import EXPERIMENT, OWNER_TAG, file_sha256, owner, owner_is_dead, started_run
-from pipeline.training import fit, seed_everything
+from pipeline.training import fit, kept_row, seed_everything
 
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 
@@ -187,8 +187,8 @@ def run_study(params: Params, architecture: str, defaults: dict, storage, name: 
             rows = fit(model, train, val, maxlen=values["maxlen"], epochs=values["epochs"],
                        batch_size=train_params.batch_size, padding=train_params.padding,
                        truncating=train_params.truncating, bucketing=bucketing, seed=params.base.seed + trial.number,
-                       on_epoch=report)
-            value = rows[-1]["val/accuracy"]  # the model we keep is the last epoch's, as in training
+                       keep=train_params.keep, on_epoch=report)
+            value = kept_row(rows, train_params.keep)["val/accuracy"]  # the kept epoch's, as in training
             if value >= _best_value(study):
                 path = model_dir / name / f"trial-{trial.number}.keras"
                 write_outputs({}, staged={path: _saved(model, temporary_for(path))})

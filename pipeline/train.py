@@ -1,14 +1,17 @@
-"""train stage: fit one named experiment and record it in MLflow.
+"""train stage: fit one replicate (an experiment and a seed) and record it in MLflow.
 
-Reads   data/prepared/ (train and val splits, stats.json),
-        params base.*, prepare.num_words, train.* shared keys and train.experiments.<name>
-Writes  models/<name>.keras, metrics/train/<name>.json (DVC metrics),
-        plots/train/<name>.csv (per-epoch history, DVC plots); one MLflow run
-Run     python -m pipeline.train --experiment lstm   (or: dvc repro train@lstm)
+Reads   data/prepared/ (train and val splits, stats.json), params base.deterministic,
+        prepare.num_words, train.* shared keys, train.experiments.<name>, evaluate.probe_reviews
+Writes  models/<name>/seed<seed>.keras, metrics/train/<name>/seed<seed>.json,
+        metrics/train/<name>/seed<seed>-gradients.csv (gradient per input step at initialisation,
+        after epoch 1 and for the kept model), plots/train/<name>/seed<seed>.csv (per-epoch
+        history, DVC plots); one MLflow run named "<name> seed <seed>", tagged lab.experiment=<name>
+Run     python -m pipeline.train --experiment lstm --seed 1   (or: dvc repro train@lstm-1)
 
-The test split is not read here: it is used once, in the evaluate stage.
-The saved model is the one after the last epoch, as in the tutorial; the
-metrics file also records the best validation epoch.
+The test split is not read here: it is used once, in the evaluate stage. With train.keep = best
+(the default) the saved model is the epoch with the highest validation accuracy, as Keras'
+ModelCheckpoint(save_best_only=True) keeps it; with last, the last epoch, as in the tutorial.
+The metrics file records the kept, the best and the last epoch either way.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from pipeline.paths import (
     PREPARED_DIR,
     model_path,
     temporary_for,
+    train_gradients_path,
     train_history_path,
     train_metrics_path,
     write_outputs,
@@ -53,7 +57,14 @@ def check_experiment(params: Params, name: str, longest_review: int) -> Experime
     return experiment
 
 
-def hyperparameters(params: Params, name: str, experiment: ExperimentParams) -> dict:
+def check_seed(params: Params, seed: int) -> int:
+    if seed not in params.base.seeds:
+        raise UserError(f"--seed {seed}: not in params.yaml base.seeds {list(params.base.seeds)}; "
+                        "add it there so evaluate and report see this replicate")
+    return seed
+
+
+def hyperparameters(params: Params, name: str, experiment: ExperimentParams, seed: int) -> dict:
     """Every effective setting of one run, as logged to MLflow."""
     from pipeline.models import VARIABLE_LENGTH
 
@@ -69,7 +80,8 @@ def hyperparameters(params: Params, name: str, experiment: ExperimentParams) -> 
         "truncating": train.truncating,
         "bucketing": train.bucketing and experiment.architecture in VARIABLE_LENGTH,
         "loss": "binary_crossentropy",
-        "seed": params.base.seed,
+        "seed": seed,
+        "keep": train.keep,
         "deterministic": params.base.deterministic,
         "val_fraction": params.prepare.val_fraction,
     }
@@ -85,38 +97,55 @@ def history_csv(rows: list[dict]) -> str:
     return buffer.getvalue()
 
 
+def gradients_csv(snapshots: dict[str, list[float]]) -> str:
+    """steps_before_end, then the mean gradient norm per step of each snapshot (init, epoch1, final)."""
+    maxlen = len(next(iter(snapshots.values())))
+    lines = ["steps_before_end," + ",".join(snapshots)]
+    for step in range(maxlen):
+        lines.append(f"{maxlen - 1 - step}," + ",".join(f"{values[step]:.6g}" for values in snapshots.values()))
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description="Train one experiment from params.yaml train.experiments.")
+    parser = argparse.ArgumentParser(description="Train one replicate: an experiment of params.yaml "
+                                                 "train.experiments with one seed of base.seeds.")
     parser.add_argument("--experiment", required=True, help="name under train.experiments, e.g. lstm")
-    name = parser.parse_args().experiment
+    parser.add_argument("--seed", required=True, type=int, help="one of base.seeds, e.g. 1")
+    arguments = parser.parse_args()
+    name = arguments.experiment
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter, not our progress
     params = config.load()
     stats = load_stats(params.prepare.num_words)
     experiment = check_experiment(params, name, stats["splits"]["train"]["length"]["max"])
+    seed = check_seed(params, arguments.seed)
 
     # Heavy imports only once the inputs are known to be good.
     import mlflow
 
-    from pipeline import figures, tracking
+    from pipeline import figures, probes, tracking
     from pipeline.data import load_split, pad
     from pipeline.models import build
     from pipeline.training import fit, seed_everything, summarize
 
-    settings = hyperparameters(params, name, experiment)
-    seed_everything(params.base.seed, params.base.deterministic)
+    settings = hyperparameters(params, name, experiment, seed)
+    seed_everything(seed, params.base.deterministic)
     train, val = load_split("train"), load_split("val")
+    padding, truncating = params.train.padding, params.train.truncating
+    probe = val.take(probes.gradient_rows(val, experiment.maxlen, params.evaluate.probe_reviews))
+    probe_x, probe_y = pad(probe, experiment.maxlen, padding, truncating), probe.labels.astype("float32")
     root = tracking.project_root(Path.cwd())
     uri = tracking.start(root, os.environ.get("MLFLOW_TRACKING_URI"))
     commit, dirty = tracking.git_state(Path.cwd())
     tags = tracking.run_tags(
-        commit=commit, dirty=dirty, stage=os.environ.get("DVC_STAGE") or f"train@{name}",
-        exp_name=os.environ.get("DVC_EXP_NAME"), data=tracking.data_hash(PREPARED_DIR), seed=params.base.seed,
-    )
+        commit=commit, dirty=dirty, stage=os.environ.get("DVC_STAGE") or f"train@{name}-{seed}",
+        exp_name=os.environ.get("DVC_EXP_NAME"), data=tracking.data_hash(PREPARED_DIR), seed=seed,
+    ) | {"lab.experiment": name}  # groups the replicates: `mlflow ui` can group or filter runs by this tag
 
-    print(f"training {name} ({experiment.architecture}, maxlen {experiment.maxlen}, {experiment.epochs} epochs) "
-          f"on {len(train):,} reviews, validating on {len(val):,}; MLflow: {uri}", flush=True)
+    print(f"training {name} seed {seed} ({experiment.architecture}, maxlen {experiment.maxlen}, "
+          f"{experiment.epochs} epochs, keep {params.train.keep}) on {len(train):,} reviews, validating on "
+          f"{len(val):,}; MLflow: {uri}", flush=True)
     started = time.perf_counter()
-    with tracking.started_run(run_name=name, tags=tags) as active:
+    with tracking.started_run(run_name=f"{name} seed {seed}", tags=tags) as active:
         mlflow.log_params(settings)
         model = build(
             experiment.architecture, optimizer=params.train.optimizer, learning_rate=params.train.learning_rate,
@@ -125,35 +154,49 @@ def main() -> None:
             maxlen=None if settings["bucketing"] else experiment.maxlen,
             units=experiment.units, dropout=experiment.dropout,
         )
+        # Claim 5: the gradient reaching each input step, before training, after epoch 1 and at the end.
+        gradients = {"init": probes.input_gradient_norms(model, probe_x, probe_y)}
+
+        def after_epoch(row: dict) -> None:
+            if row["epoch"] == 1:
+                gradients["epoch1"] = probes.input_gradient_norms(model, probe_x, probe_y)
+
         rows = fit(
             model, train, val, maxlen=experiment.maxlen, epochs=experiment.epochs,
-            batch_size=params.train.batch_size, padding=params.train.padding, truncating=params.train.truncating,
-            bucketing=settings["bucketing"], seed=params.base.seed,
+            batch_size=params.train.batch_size, padding=padding, truncating=truncating,
+            bucketing=settings["bucketing"], seed=seed, keep=params.train.keep, on_epoch=after_epoch,
         )
-        metrics = summarize(rows, model.count_params())
-        mlflow.log_metrics({k: v for k, v in metrics.items() if k.startswith(("best/", "total/", "parameters"))})
+        gradients["final"] = probes.input_gradient_norms(model, probe_x, probe_y)  # the kept weights
+        metrics = {"experiment": name, "seed": seed} | summarize(rows, model.count_params(), params.train.keep)
+        mlflow.log_metrics({k: v for k, v in metrics.items() if isinstance(v, int | float) and k != "seed"
+                            and k.startswith(("best/", "last/", "kept/", "total/", "parameters"))})
+        mlflow.log_metrics({f"gradient_reach/{k}": probes.reach(v) for k, v in gradients.items()})
 
         # Outputs appear only after training succeeded, all together (write_outputs).
-        partial = temporary_for(model_path(name))
+        saved = model_path(name, seed)
+        partial = temporary_for(saved)
         partial.parent.mkdir(parents=True, exist_ok=True)
         try:
             model.save(partial)
         except BaseException:
             partial.unlink(missing_ok=True)
             raise
-        write_outputs({train_history_path(name): history_csv(rows), train_metrics_path(name): tracking.dumps(metrics)},
-                      staged={model_path(name): partial})
-        mlflow.set_tag("model.sha256", tracking.file_sha256(model_path(name)))  # how evaluate finds this run
+        write_outputs({train_history_path(name, seed): history_csv(rows),
+                       train_metrics_path(name, seed): tracking.dumps(metrics),
+                       train_gradients_path(name, seed): gradients_csv({k: list(v) for k, v in gradients.items()})},
+                      staged={saved: partial})
+        mlflow.set_tag("model.sha256", tracking.file_sha256(saved))  # how evaluate finds this run
 
-        mlflow.log_artifact(str(train_history_path(name)))
-        mlflow.log_figure(figures.learning_curves(rows, name), "learning_curves.png")
+        mlflow.log_artifact(str(train_history_path(name, seed)))
+        mlflow.log_artifact(str(train_gradients_path(name, seed)))
+        mlflow.log_figure(figures.learning_curves(rows, f"{name} seed {seed}"), "learning_curves.png")
         summary: list[str] = []
         model.summary(print_fn=lambda line, *args, **kwargs: summary.append(line))
         tracking.log_text_artifacts({"model_summary.txt": "\n".join(summary) + "\n"})
-        tracking.log_model(model, pad(val, experiment.maxlen, params.train.padding, params.train.truncating)[:2])
-    print(f"{name}: val/accuracy {metrics['val/accuracy']:.4f} (best {metrics['best/val/accuracy']:.4f} at epoch "
-          f"{metrics['best/epoch']}), {metrics['epoch/seconds']:.1f} s/epoch, {time.perf_counter() - started:.0f} s "
-          f"in all; MLflow run {active.info.run_id}")
+        tracking.log_model(model, pad(val, experiment.maxlen, padding, truncating)[:2])
+    print(f"{name} seed {seed}: kept epoch {metrics['kept/epoch']}, val/accuracy {metrics['val/accuracy']:.4f} "
+          f"(last epoch {metrics['last/val/accuracy']:.4f}), {metrics['epoch/seconds']:.1f} s/epoch, "
+          f"{time.perf_counter() - started:.0f} s in all; MLflow run {active.info.run_id}")
 
 
 if __name__ == "__main__":

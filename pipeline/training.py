@@ -19,18 +19,25 @@ import numpy as np
 
 from pipeline.data import Sequences, pad
 
+KEEP = ("best", "last")  # which epoch's weights a run keeps (params train.keep)
 HISTORY_COLUMNS = ("epoch", "train/accuracy", "train/loss", "val/accuracy", "val/loss", "epoch/seconds")
 BUCKET_STEP = 8  # bucketed batches are padded to a multiple of this many steps: fewer distinct shapes
 BUCKET_POOL = 50  # batches per pool that are formed from length-sorted reviews
 
 
 class EpochLogger(keras.callbacks.Callback):
-    """Per epoch: a history row, MLflow metrics (step = epoch, from 1), and ``on_epoch(row)``."""
+    """Per epoch: a history row, MLflow metrics (step = epoch, from 1), and ``on_epoch(row)``.
+
+    It also keeps a copy of the weights of the epoch with the highest validation accuracy (the
+    first such epoch), as ``ModelCheckpoint(monitor="val_accuracy", save_best_only=True)`` would,
+    without writing files: ``best_weights``.
+    """
 
     def __init__(self, on_epoch: Callable[[dict], None] | None = None):
         super().__init__()
         self.rows: list[dict] = []
         self.on_epoch = on_epoch
+        self.best_weights: list | None = None
         self._started = 0.0
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -46,6 +53,8 @@ class EpochLogger(keras.callbacks.Callback):
             "val/loss": float(logs["val_loss"]),
             "epoch/seconds": round(time.perf_counter() - self._started, 3),
         }
+        if all(row["val/accuracy"] > r["val/accuracy"] for r in self.rows):
+            self.best_weights = self.model.get_weights()
         self.rows.append(row)
         if mlflow.active_run() is not None:
             mlflow.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=row["epoch"])
@@ -116,9 +125,16 @@ def fit(
     truncating: str,
     bucketing: bool,
     seed: int,
+    keep: str = "last",
     on_epoch: Callable[[dict], None] | None = None,
 ) -> list[dict]:
-    """Train ``model`` on ``train``, validating on ``val`` after every epoch; return the history rows."""
+    """Train ``model`` on ``train``, validating on ``val`` after every epoch; return the history rows.
+
+    ``keep="best"`` leaves the model with the weights of its best validation epoch (see
+    :func:`kept_row`), ``"last"`` with those of the last epoch. Only the validation split decides.
+    """
+    if keep not in KEEP:
+        raise ValueError(f"keep must be one of {KEEP}, got {keep!r}")
     logger = EpochLogger(on_epoch)
     verbose = 1 if sys.stdout.isatty() else 2  # a live bar in a terminal, one line per epoch in logs
     if bucketing:
@@ -133,7 +149,14 @@ def fit(
             x_train, train.labels.astype(np.int32), validation_data=(x_val, val.labels.astype(np.int32)),
             epochs=epochs, batch_size=batch_size, shuffle=True, callbacks=[logger], verbose=verbose,
         )
+    if keep == "best" and logger.best_weights is not None:
+        model.set_weights(logger.best_weights)
     return logger.rows
+
+
+def kept_row(rows: list[dict], keep: str) -> dict:
+    """The history row of the epoch whose weights are kept: the first with the highest val/accuracy, or the last."""
+    return max(rows, key=lambda r: r["val/accuracy"]) if keep == "best" else rows[-1]
 
 
 def seed_everything(seed: int, deterministic: bool) -> None:
@@ -145,18 +168,27 @@ def seed_everything(seed: int, deterministic: bool) -> None:
         tf.config.experimental.enable_op_determinism()
 
 
-def summarize(rows: list[dict], parameters: int) -> dict:
-    """The metrics file of one training run, in the project's metric names."""
-    best = max(rows, key=lambda r: r["val/accuracy"])  # first epoch with the highest value
+def summarize(rows: list[dict], parameters: int, keep: str) -> dict:
+    """The metrics file of one training run, in the project's metric names.
+
+    ``val/accuracy`` and the other unprefixed values are those of the kept epoch (the saved model);
+    ``best/`` and ``last/`` name the best validation epoch and the last epoch whatever was kept.
+    """
+    best, last, kept = kept_row(rows, "best"), rows[-1], kept_row(rows, keep)
     seconds = [r["epoch/seconds"] for r in rows]
     return {
-        "train/accuracy": rows[-1]["train/accuracy"],
-        "train/loss": rows[-1]["train/loss"],
-        "val/accuracy": rows[-1]["val/accuracy"],
-        "val/loss": rows[-1]["val/loss"],
+        "keep": keep,
+        "kept/epoch": kept["epoch"],
+        "train/accuracy": kept["train/accuracy"],
+        "train/loss": kept["train/loss"],
+        "val/accuracy": kept["val/accuracy"],
+        "val/loss": kept["val/loss"],
         "best/val/accuracy": best["val/accuracy"],
         "best/val/loss": min(r["val/loss"] for r in rows),
         "best/epoch": best["epoch"],
+        "last/val/accuracy": last["val/accuracy"],
+        "last/val/loss": last["val/loss"],
+        "last/train/accuracy": last["train/accuracy"],
         "epochs": len(rows),
         # The first epoch includes graph tracing; the median is the steady-state cost.
         "epoch/seconds": round(float(np.median(seconds)), 3),

@@ -1,19 +1,260 @@
-"""evaluate and report end to end: `dvc repro` of the whole pipeline on a tiny slice, and partial results."""
+"""evaluate: its main() on a small fake project (real models, fake training records), and `dvc repro` of the
+whole pipeline on a tiny slice, end to end."""
 
 from __future__ import annotations
 
+import contextlib
+import csv
+import io
 import json
 import re
+import sys
+from itertools import combinations
 from pathlib import Path
 
-from tests.conftest import SMALL_ARCHIVE, run
-from tests.test_train import EXPERIMENTS, client, runs_by_name, shrink
+import numpy as np
+import pytest
+import yaml
 
+from pipeline import probes
+from pipeline.cli import UserError
+from pipeline.data import Sequences, save_split
+from pipeline.metrics import discordant, mcnemar_exact
+from tests.conftest import ROOT, SMALL_ARCHIVE, run
+from tests.test_train import EXPERIMENTS, SEEDS, client, runs_by_name, shrink
+
+# The fake project: three probed experiments (named after their architecture), one that is not probed and
+# lacks its third seed, and one tuned model. dense has a longer window than the others (gradients.csv is cut
+# to the shortest).
+NUM_WORDS = 50
+FAKE = {"dense": ("dense", 40), "simplernn": ("simplernn", 30), "lstm": ("lstm", 30), "lstm_short": ("lstm", 20)}
+FAKE_SEEDS = {"dense": [1, 2, 3], "simplernn": [1, 2, 3], "lstm": [1, 2, 3], "lstm_short": [1, 2]}
+TUNED_MAXLEN = 24
+DISTANCES = [0, 5, 20]
+COLUMNS = ["model", "kind", "seed", "val/accuracy", "best/val/accuracy", "last/val/accuracy", "kept/epoch",
+           "test/accuracy", "test/loss", "test/roc_auc", "test/f1"]
+
+
+def fake_split(rng: np.random.Generator, n: int) -> Sequences:
+    lengths = rng.integers(15, 60, size=n)
+    sequences = [[1, *rng.integers(2, NUM_WORDS, size=length - 1).tolist()] for length in lengths]
+    return Sequences.from_lists(sequences, [i % 2 for i in range(n)], [8 if i % 2 else 2 for i in range(n)])
+
+
+def fake_norms(maxlen: int, seed: int) -> dict[str, np.ndarray]:
+    """Gradient norms growing towards the window's end, a little different per seed and snapshot."""
+    steps = np.arange(1, maxlen + 1, dtype=np.float64)
+    # Six significant digits, as the train stage writes them: the file holds exactly these numbers.
+    return {s: np.array([float(f"{v:.6g}") for v in (steps / maxlen) ** (k + 1) * (1 + seed / 10)])
+            for k, s in enumerate(probes.SNAPSHOTS)}
+
+
+def write_params(project: Path, **evaluate) -> None:
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["base"] |= {"seed": 42, "seeds": [1, 2, 3]}
+    params["prepare"]["num_words"] = NUM_WORDS
+    params["train"]["experiments"] = {
+        name: {"architecture": a, "maxlen": m, "units": 4, "embedding_dim": 4, "dropout": 0.0, "epochs": 1}
+        for name, (a, m) in FAKE.items()}
+    params["tune"]["architectures"] = ["lstm"]
+    params["evaluate"] = {"probe_reviews": 10, "memory_content": 10, "memory_distances": DISTANCES} | evaluate
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def save_model(model, path: Path) -> None:
+    """Save an untrained model as a trained one is saved: with its optimizer's variables."""
+    model.optimizer.build(model.trainable_variables)
+    model.save(path)
+
+
+def make_fake_project(project: Path) -> dict:
+    """Prepared splits, a saved model per replicate with its metrics and gradient files, one tuned model.
+    Returns what the files say: validation accuracy and gradient norms per (model, seed)."""
+    import keras
+
+    from pipeline.models import build
+    from pipeline.train import gradients_csv
+
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 10), ("val", 30), ("test", 40)):
+        save_split(fake_split(rng, n), [f"{split}{i}" for i in range(n)], project / "data/prepared" / split)
+    (project / "data/prepared/stats.json").write_text(json.dumps({"num_words": NUM_WORDS}))
+    val_accuracy, norms = {}, {}
+    for name, (architecture, maxlen) in FAKE.items():
+        for seed in FAKE_SEEDS[name]:
+            keras.utils.set_random_seed(seed + 10 * len(val_accuracy))
+            folder = project / "models" / name
+            folder.mkdir(parents=True, exist_ok=True)
+            save_model(build(architecture, optimizer="rmsprop", learning_rate=0.001, num_words=NUM_WORDS,
+                             maxlen=maxlen, embedding_dim=4, units=4), folder / f"seed{seed}.keras")
+            # simplernn has the best validation accuracy: the champion, whatever the test says.
+            val = {"dense": 0.6, "simplernn": 0.7, "lstm": 0.65, "lstm_short": 0.5}[name] + seed / 100
+            val_accuracy[name, seed] = val
+            metrics = {"experiment": name, "seed": seed, "keep": "best", "kept/epoch": seed, "val/accuracy": val,
+                       "best/val/accuracy": val, "last/val/accuracy": val - 0.05, "val/loss": 0.6}
+            records = project / "metrics/train" / name
+            records.mkdir(parents=True, exist_ok=True)
+            (records / f"seed{seed}.json").write_text(json.dumps(metrics))
+            norms[name, seed] = fake_norms(maxlen, seed)
+            (records / f"seed{seed}-gradients.csv").write_text(gradients_csv(norms[name, seed]))
+    save_model(build("lstm", optimizer="rmsprop", learning_rate=0.001, num_words=NUM_WORDS, maxlen=TUNED_MAXLEN,
+                     embedding_dim=4, units=4), project / "models/lstm-tuned.keras")
+    val_accuracy["lstm-tuned", 42] = 0.66
+    (project / "reports/tuning").mkdir(parents=True)
+    (project / "reports/tuning/lstm.json").write_text(json.dumps(
+        {"best_value": 0.66, "best_params": {"maxlen": TUNED_MAXLEN, "units": 4}}))
+    return {"val": val_accuracy, "norms": norms}
+
+
+def run_main(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipeline import evaluate
+
+    monkeypatch.chdir(project)
+    monkeypatch.setattr(sys, "argv", ["evaluate"])
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    evaluate.main()
+
+
+@pytest.fixture(scope="module")
+def evaluated(tmp_path_factory: pytest.TempPathFactory):
+    project = tmp_path_factory.mktemp("fake")
+    write_params(project)
+    truth = make_fake_project(project)
+    (project / "reports/evaluation/roc").mkdir(parents=True)
+    (project / "reports/evaluation/roc/gone.csv").write_text("fpr,tpr\n")  # a model that no longer exists
+    output = io.StringIO()
+    with pytest.MonkeyPatch.context() as monkeypatch, contextlib.redirect_stdout(output):
+        run_main(project, monkeypatch)
+    return project, truth, output.getvalue()
+
+
+def read_csv(path: Path) -> list[dict]:
+    with open(path, newline="") as file:
+        return list(csv.DictReader(file))
+
+
+def test_every_model_file_is_scored_once_and_summarised_over_its_seeds(evaluated):
+    project, truth, output = evaluated
+    rows = read_csv(project / "reports/evaluation/replicates.csv")
+    assert list(rows[0]) == COLUMNS
+    expected = [(name, seed) for name in FAKE for seed in FAKE_SEEDS[name]] + [("lstm-tuned", 42)]
+    assert [(r["model"], int(r["seed"])) for r in rows] == expected
+    assert {r["kind"] for r in rows if r["model"] == "lstm-tuned"} == {"tuned"}
+    for row in rows:
+        assert float(row["val/accuracy"]) == truth["val"][row["model"], int(row["seed"])]
+    tuned = rows[-1]
+    assert tuned["best/val/accuracy"] == tuned["last/val/accuracy"] == tuned["kept/epoch"] == ""
+
+    lines = [line for line in output.splitlines() if line.startswith("[")]
+    assert len(lines) == 12 and lines[0].startswith("[1/12] dense seed 1: test/accuracy ")
+    assert lines[-1].startswith("[12/12] lstm-tuned seed 42: test/accuracy ")
+    assert "not evaluated: models/lstm_short/seed3.keras (run `dvc repro train@lstm_short-3`)" in output
+
+    summary = json.loads((project / "reports/evaluation/summary.json").read_text())
+    headline = json.loads((project / "reports/evaluation.json").read_text())
+    assert sorted(summary) == sorted([*FAKE, "lstm-tuned"]) and sorted(headline) == sorted([*summary, "champion"])
+    for name, entry in summary.items():
+        test = [float(r["test/accuracy"]) for r in rows if r["model"] == name]
+        val = [float(r["val/accuracy"]) for r in rows if r["model"] == name]
+        assert entry["n"] == len(test) and entry["seeds"] == [int(r["seed"]) for r in rows if r["model"] == name]
+        assert entry["test/accuracy"]["values"] == test and entry["val/accuracy"]["values"] == val
+        for key, values in (("test/accuracy", test), ("val/accuracy", val)):
+            assert entry[key]["mean"] == pytest.approx(np.mean(values), abs=1e-12)
+            assert entry[key]["min"] == min(values) and entry[key]["max"] == max(values)
+            if len(values) > 1:
+                assert entry[key]["sd"] == pytest.approx(np.std(values, ddof=1), abs=1e-12)
+                assert entry[key]["ci_low"] <= entry[key]["mean"] <= entry[key]["ci_high"]
+            else:
+                assert entry[key]["sd"] is None and entry[key]["ci_low"] is None
+        assert headline[name] == {"test/accuracy/mean": entry["test/accuracy"]["mean"],
+                                  "test/accuracy/sd": entry["test/accuracy"]["sd"], "n": entry["n"]}
+        assert entry["kind"] == ("tuned" if name.endswith("-tuned") else "default") and entry["parameters"] > 0
+    assert summary["lstm-tuned"]["settings"]["maxlen"] == TUNED_MAXLEN
+    assert headline["champion"] == {"model": "simplernn", "val/accuracy": summary["simplernn"]["val/accuracy"]["mean"],
+                                    "test/accuracy": summary["simplernn"]["test/accuracy"]["mean"]}
+
+    # ROC and confusion of each model's first seed; the curve of a model that is gone is removed.
+    for name in summary:
+        assert len((project / f"reports/evaluation/confusion/{name}.csv").read_text().splitlines()) == 41
+        assert (project / f"reports/evaluation/roc/{name}.csv").read_text().startswith("fpr,tpr\n")
+    assert not (project / "reports/evaluation/roc/gone.csv").exists()
+    run_info = json.loads((project / "reports/evaluation/run.json").read_text())
+    assert run_info["champion"] == "simplernn" and run_info["seeds"] == [1, 2, 3]
+
+
+def test_pairwise_mcnemar_pools_the_paired_replicates(evaluated):
+    import keras
+
+    from pipeline.data import load_split, pad
+
+    project, _, _ = evaluated
+    test = load_split("test", project / "data/prepared")
+    labels = test.labels.astype(bool)
+    maxlen = {name: m for name, (_, m) in FAKE.items()} | {"lstm-tuned": TUNED_MAXLEN}
+    correct = {}
+    for name in maxlen:
+        for seed in FAKE_SEEDS.get(name, [42]):
+            path = project / ("models/lstm-tuned.keras" if seed == 42 else f"models/{name}/seed{seed}.keras")
+            model = keras.models.load_model(path)
+            x = pad(test, maxlen[name], "pre", "pre")
+            correct[name, seed] = (model.predict(x, batch_size=512, verbose=0).reshape(-1) >= 0.5) == labels
+
+    def pooled(a: str, b: str, pairs: list[tuple[int, int]]) -> tuple[int, int]:
+        return discordant(np.concatenate([correct[a, i] for i, _ in pairs]),
+                          np.concatenate([correct[b, j] for _, j in pairs]))
+
+    rows = {(r["model_a"], r["model_b"]): r for r in read_csv(project / "reports/evaluation/pairwise.csv")}
+    assert list(next(iter(rows.values()))) == ["model_a", "model_b", "only_a", "only_b", "mcnemar_p"]
+    assert sorted(rows) == sorted(combinations([*FAKE, "lstm-tuned"], 2))
+    expected = {("dense", "lstm"): [(1, 1), (2, 2), (3, 3)],  # the same seeds
+                ("lstm", "lstm_short"): [(1, 1), (2, 2)],  # the seeds both have
+                ("dense", "lstm-tuned"): [(1, 42)]}  # no shared seed: the first replicate of each
+    for (a, b), pairs in expected.items():
+        only_a, only_b = pooled(a, b, pairs)
+        assert (int(rows[a, b]["only_a"]), int(rows[a, b]["only_b"])) == (only_a, only_b)
+        assert float(rows[a, b]["mcnemar_p"]) == mcnemar_exact(only_a, only_b)
+
+
+def test_probes_cover_every_replicate_of_the_experiments_named_after_their_architecture(evaluated):
+    project, truth, _ = evaluated
+    probed = ["dense", "simplernn", "lstm"]
+    gradients = read_csv(project / "reports/evaluation/gradients.csv")
+    assert list(gradients[0]) == ["steps_before_end"] + [f"{m}/{s}" for m in probed for s in probes.SNAPSHOTS]
+    assert [int(r["steps_before_end"]) for r in gradients] == list(range(29, -1, -1))  # the shortest window, 30
+    for name in probed:
+        for snapshot in probes.SNAPSHOTS:
+            median = np.median([probes.relative(truth["norms"][name, s][snapshot]) for s in FAKE_SEEDS[name]], axis=0)
+            assert [float(r[f"{name}/{snapshot}"]) for r in gradients] == pytest.approx(median[-30:], rel=1e-5)
+
+    reach = read_csv(project / "reports/evaluation/gradient_reach.csv")
+    assert list(reach[0]) == ["model", "seed", "snapshot", "reach"] and len(reach) == 3 * 3 * 3
+    for row in reach:
+        norms = truth["norms"][row["model"], int(row["seed"])][row["snapshot"]]
+        assert float(row["reach"]) == pytest.approx(probes.reach(norms))
+
+    memory = read_csv(project / "reports/evaluation/memory.csv")
+    assert list(memory[0]) == ["model", "seed", "filler", "distance", "accuracy"]
+    assert sorted((r["model"], int(r["seed"]), r["filler"], int(r["distance"])) for r in memory) == sorted(
+        (m, s, f, d) for m in probed for s in FAKE_SEEDS[m] for f in probes.FILLERS for d in DISTANCES)
+    assert all(0 <= float(r["accuracy"]) <= 1 for r in memory)
+
+
+def test_a_memory_distance_beyond_a_window_stops_before_any_work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    write_params(tmp_path, memory_distances=[0, 25])  # 10 + 25 > simplernn's maxlen 30
+    (tmp_path / "data/prepared").mkdir(parents=True)
+    (tmp_path / "data/prepared/stats.json").write_text(json.dumps({"num_words": NUM_WORDS}))
+    with pytest.raises(UserError) as raised:
+        run_main(tmp_path, monkeypatch)
+    assert str(raised.value) == (
+        "params.yaml: evaluate.memory_content = 10 plus the largest evaluate.memory_distances = 25 exceeds "
+        "train.experiments.simplernn.maxlen = 30: lower them so that the content still fits in the window")
+    assert not (tmp_path / "reports").exists() and not (tmp_path / "mlflow.db").exists()
+
+
+# End to end: the real pipeline on a tiny slice (shrink(): base.seeds SEEDS, the memory probe fitted).
 ARCHITECTURES = ["dense", "simplernn", "lstm", "gru"]
 MODELS = EXPERIMENTS + [f"{a}-tuned" for a in ARCHITECTURES]
-METRICS = {"test/accuracy", "test/accuracy_ci_low", "test/accuracy_ci_high", "test/loss", "test/precision",
-           "test/recall", "test/f1", "test/roc_auc", "test/tp", "test/tn", "test/fp", "test/fn",
-           "test/reviews_per_second", "test/mcnemar_p_vs_best", "parameters"}
+FILES = len(EXPERIMENTS) * len(SEEDS) + len(ARCHITECTURES)  # model files evaluated
 TUNE = {"tune.n_trials": 2, "tune.timeout": 0, "tune.warmup_epochs": 0,
         "tune.space": {"maxlen": {"low": 20, "high": 60, "log": False}, "units": {"low": 4, "high": 8, "log": False},
                        "epochs": {"low": 1, "high": 2, "log": False}}}
@@ -24,28 +265,38 @@ def test_dvc_repro_runs_every_stage_through_the_report(project: Path):
     run(["git", "commit", "-qam", "tiny params"], project)
     result = run(["dvc", "repro"], project, IMDB_ARCHIVE=str(SMALL_ARCHIVE))
     assert "Running stage 'evaluate'" in result.stdout and "Running stage 'report'" in result.stdout
+    assert f"[{FILES}/{FILES}] gru-tuned seed 42: test/accuracy" in result.stdout
 
     evaluation = json.loads((project / "reports/evaluation.json").read_text())
-    assert sorted(evaluation) == sorted(MODELS)
-    for name, metrics in evaluation.items():
-        assert METRICS <= set(metrics), name
-        assert metrics["test/reviews"] == 40 and metrics["test/tp"] + metrics["test/fn"] == 20
-        assert metrics["test/accuracy_ci_low"] <= metrics["test/accuracy"] <= metrics["test/accuracy_ci_high"]
+    assert sorted(evaluation) == sorted([*MODELS, "champion"])
+    for name in MODELS:
+        assert evaluation[name]["n"] == (1 if name.endswith("-tuned") else len(SEEDS))
+        assert 0 <= evaluation[name]["test/accuracy/mean"] <= 1
+        assert (evaluation[name]["test/accuracy/sd"] is None) == name.endswith("-tuned")
         assert len((project / f"reports/evaluation/confusion/{name}.csv").read_text().splitlines()) == 41
         assert (project / f"reports/evaluation/roc/{name}.csv").read_text().startswith("fpr,tpr\n")
-    assert len((project / "reports/evaluation/pairwise.csv").read_text().splitlines()) == 1 + 9 * 8 // 2
-    assert "simplernn/relative" in (project / "reports/evaluation/gradients.csv").read_text().splitlines()[0]
+    assert evaluation["champion"]["model"] in MODELS
+    replicates = read_csv(project / "reports/evaluation/replicates.csv")
+    assert len(replicates) == FILES
+    assert len(read_csv(project / "reports/evaluation/pairwise.csv")) == 9 * 8 // 2
+    assert "simplernn/final" in (project / "reports/evaluation/gradients.csv").read_text().splitlines()[0]
+    probed = len(ARCHITECTURES) * len(SEEDS)  # every replicate of dense, simplernn, lstm, gru
+    assert len(read_csv(project / "reports/evaluation/gradient_reach.csv")) == probed * 3  # snapshots
+    memory = read_csv(project / "reports/evaluation/memory.csv")
+    assert len(memory) == probed * len(probes.FILLERS) * len({r["distance"] for r in memory})
     run_info = json.loads((project / "reports/evaluation/run.json").read_text())
     assert len(run_info["git.commit"]) == 40 and run_info["machine"]["cores"] >= 1
+    speed = json.loads((project / "reports/speed.json").read_text())
+    assert speed["models"] == ARCHITECTURES and all(len(speed["seconds"][m]) == 2 for m in ARCHITECTURES)
 
     # The report: every section, figures as real PNGs, an HTML page that needs nothing from outside.
     markdown = (project / "reports/comparison.md").read_text()
     for heading in ("## Results", "## The tutorial's claims", "## Learning curves", "## Tuning", "## Review lengths"):
         assert heading in markdown
+    # Every claim is judged from the replicates (two seeds here), none is left "not measured".
     assert len(re.findall(r"\| (supported|refuted|inconclusive) \|", markdown)) == 5
     assert "Missing results" not in markdown
     figures = sorted((project / "reports/figures").glob("*.png"))
-    assert {f.name for f in figures} >= {"test-accuracy.png", "gradients.png", "tuning.png", "curves-lstm.png"}
     for figure in figures:
         data = figure.read_bytes()
         assert data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) > 5000
@@ -54,17 +305,18 @@ def test_dvc_repro_runs_every_stage_through_the_report(project: Path):
     assert page.count('src="data:image/png;base64,') == len(figures)
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", page) and "<script" not in page and "<link" not in page
 
-    # DVC shows the metrics and plots; MLflow has the test metrics in each model's runs.
-    shown = json.loads(run(["dvc", "metrics", "show", "--json"], project).stdout)
-    assert "test/roc_auc" in json.dumps(shown) and "reports/evaluation.json" in json.dumps(shown)
+    # DVC shows the headline metrics and the plots; MLflow has the test metrics in each model file's runs.
+    shown = json.dumps(json.loads(run(["dvc", "metrics", "show", "--json"], project).stdout))
+    assert "test/accuracy/mean" in shown and "reports/evaluation.json" in shown
     plots = run(["dvc", "plots", "show", "-o", str(project / "dvc_plots")], project)
     assert "failed" not in (plots.stdout + plots.stderr).lower()
     index = (project / "dvc_plots/index.html").read_text()
     assert "ROC curve" in index and "Gradient reaching each step" in index
     runs = runs_by_name(project)
-    assert runs["lstm"].data.metrics["test/accuracy"] == evaluation["lstm"]["test/accuracy"]
-    assert runs["tune-gru"].data.metrics["test/accuracy"] == evaluation["gru-tuned"]["test/accuracy"]
-    artifacts = {a.path for a in client(project).list_artifacts(runs["dense"].info.run_id)}
+    scored = {(r["model"], r["seed"]): float(r["test/accuracy"]) for r in replicates}
+    assert runs["lstm seed 2"].data.metrics["test/accuracy"] == scored["lstm", "2"]
+    assert runs["tune-gru"].data.metrics["test/accuracy"] == scored["gru-tuned", "42"]
+    artifacts = {a.path for a in client(project).list_artifacts(runs["dense seed 1"].info.run_id)}
     assert "test_metrics.json" in artifacts
 
     # Nothing changed: nothing reruns.
@@ -84,10 +336,14 @@ def test_evaluate_and_report_work_from_partial_results(project: Path):
         "error: no model to evaluate: run `dvc repro train` (and `dvc repro tune`) first")
     assert (project / "reports/evaluation.json").read_text() == committed  # left as it was
 
-    run(["dvc", "repro", "train@dense", "train@lstm"], project)
+    run(["dvc", "repro", f"train@dense-{SEEDS[0]}", *(f"train@lstm-{seed}" for seed in SEEDS)], project)
     evaluated = run(["python", "-m", "pipeline.evaluate"], project)
     assert "not evaluated: models/gru-tuned.keras (run `dvc repro tune@gru`)" in evaluated.stdout
-    assert sorted(json.loads((project / "reports/evaluation.json").read_text())) == ["dense", "lstm"]
+    second = SEEDS[1]  # shrink() trains two seeds
+    assert f"not evaluated: models/dense/seed{second}.keras (run `dvc repro train@dense-{second}`)" in evaluated.stdout
+    evaluation = json.loads((project / "reports/evaluation.json").read_text())
+    assert sorted(evaluation) == ["champion", "dense", "lstm"]
+    assert (evaluation["dense"]["n"], evaluation["lstm"]["n"]) == (1, len(SEEDS))
     report = run(["python", "-m", "pipeline.report"], project)
     assert "missing" in report.stdout
     markdown = (project / "reports/comparison.md").read_text()

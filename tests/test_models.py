@@ -43,9 +43,11 @@ def test_epoch_logger_hands_rows_to_the_hook_and_summary_picks_the_best_epoch():
                truncating="post", bucketing=False, seed=0, on_epoch=seen.append)
     assert seen == rows and len(rows) == 3
     assert set(rows[0]) == {"epoch", "train/accuracy", "train/loss", "val/accuracy", "val/loss", "epoch/seconds"}
-    summary = summarize(rows, model.count_params())
+    summary = summarize(rows, model.count_params(), "last")
     assert summary["best/val/accuracy"] == max(r["val/accuracy"] for r in rows)
     assert rows[summary["best/epoch"] - 1]["val/accuracy"] == summary["best/val/accuracy"]
+    assert summary["val/accuracy"] == summary["last/val/accuracy"] == rows[-1]["val/accuracy"]
+    assert summary["kept/epoch"] == 3
     assert summary["parameters"] == 100 * 4 + 30 * 4 + 1
     assert isinstance(EpochLogger(), keras.callbacks.Callback)
 
@@ -73,3 +75,28 @@ def test_bucketed_batches_cover_every_review_once_with_its_padded_tokens(padding
     assert not all(np.array_equal(a, b) for a, b in zip(*plans, strict=True))
     widths = [x.shape[1] for x, _ in batches]
     assert min(widths) < 25  # short batches really are shorter
+
+
+@pytest.mark.parametrize("keep", ["best", "last"])
+def test_keep_leaves_the_model_with_the_weights_of_the_kept_epoch(keep):
+    """best: the first epoch with the highest validation accuracy, as ModelCheckpoint(save_best_only=True)."""
+    seed_everything(3, deterministic=False)
+    val = tiny_split(48, 1)
+    model = build("simplernn", optimizer="adam", learning_rate=0.05, num_words=100, maxlen=30, embedding_dim=4,
+                  units=4)
+    # A large learning rate makes validation accuracy swing, so the best epoch is rarely the last.
+    rows = fit(model, tiny_split(64, 0), val, maxlen=30, epochs=6, batch_size=16, padding="pre", truncating="pre",
+               bucketing=False, seed=3, keep=keep)
+    summary = summarize(rows, model.count_params(), keep)
+    expected = summary["best/val/accuracy"] if keep == "best" else rows[-1]["val/accuracy"]
+    assert summary["val/accuracy"] == expected
+    assert summary["kept/epoch"] == (summary["best/epoch"] if keep == "best" else 6)
+    _, accuracy = model.evaluate(pad(val, 30), val.labels.astype(np.int32), verbose=0)
+    assert accuracy == pytest.approx(expected, abs=1e-6)
+
+
+def test_keep_must_be_best_or_last():
+    with pytest.raises(ValueError, match="keep must be one of"):
+        fit(build("dense", optimizer="adam", learning_rate=1e-2, num_words=100, maxlen=30, embedding_dim=4),
+            tiny_split(8, 0), tiny_split(8, 1), maxlen=30, epochs=1, batch_size=4, padding="pre", truncating="pre",
+            bucketing=False, seed=0, keep="median")

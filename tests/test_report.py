@@ -1,124 +1,309 @@
-"""The claim verdicts and the report's table builders, on hand-made results."""
+"""The report stage on hand-made result files (no training): its tables, the claims' evidence, missing inputs
+named, and the rendering. The claims' rules have their own tests (tests/test_claims.py)."""
 
 from __future__ import annotations
+
+import json
+import math
+import statistics
+from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline import claims, config
-from pipeline.report import (
-    claims_table,
-    length_table,
-    markdown_table,
-    model_rows,
-    render,
-    results_table,
-    tuning_table,
+from pipeline import claims, config, figures, report, tables
+from pipeline.paths import (
+    EVALUATION,
+    EVALUATION_RUN,
+    GRADIENT_REACH,
+    GRADIENTS,
+    MEMORY,
+    PAIRWISE,
+    REPLICATES,
+    SPEED,
+    STATS,
+    SUMMARY,
+    TUTORIAL_REFERENCE,
+    train_gradients_path,
+    train_history_path,
+    train_metrics_path,
+    tuning_report_path,
 )
 from tests.conftest import ROOT
 
-
-def accuracy(value: float) -> dict:
-    return {"test/accuracy": value, "test/accuracy_ci_low": value - 0.004, "test/accuracy_ci_high": value + 0.004}
+T_975 = {1: 12.706, 2: 4.303, 3: 3.182}  # Student's t quantiles for a 95% interval, by degrees of freedom
 
 
-def test_level_is_one_point_either_way():
-    results = {"lstm": accuracy(0.872)}
-    assert claims.level("lstm", results, 0.88).verdict == "supported"
-    assert claims.level("lstm", results, 0.885).verdict == "refuted"
+def distribution(values: list[float]) -> dict:
+    mean = statistics.mean(values)
+    if len(values) == 1:
+        return {"values": values, "mean": mean, "sd": None, "min": mean, "max": mean, "ci_low": None, "ci_high": None}
+    sd = statistics.stdev(values)
+    half = T_975[len(values) - 1] * sd / math.sqrt(len(values))
+    return {"values": values, "mean": mean, "sd": sd, "min": min(values), "max": max(values),
+            "ci_low": mean - half, "ci_high": mean + half}
 
 
-@pytest.mark.parametrize(("better", "worse", "p", "verdict"), [
-    (0.87, 0.85, 0.001, "supported"), (0.85, 0.87, 0.001, "refuted"), (0.87, 0.85, 0.2, "inconclusive")])
-def test_comparison_needs_a_significant_difference_in_the_claimed_direction(better, worse, p, verdict):
-    results = {"a": accuracy(better), "b": accuracy(worse)}
-    part = claims.comparison("a", "b", results, {("a", "b"): p, ("b", "a"): p})
-    assert part.verdict == verdict and part.p_value == p
+SETTINGS = {"architecture": "lstm", "maxlen": 200, "units": 32, "embedding_dim": 32, "dropout": 0.0, "epochs": 10}
+SUMMARY_ = {
+    "lstm": {"kind": "default", "settings": SETTINGS, "n": 3, "seeds": [1, 2, 3],
+             "test/accuracy": distribution([0.86, 0.87, 0.88]), "val/accuracy": distribution([0.87, 0.88, 0.875]),
+             "parameters": 328353, "test/reviews_per_second": 9000.0},
+    "lstm-tuned": {"kind": "tuned", "settings": SETTINGS | {"maxlen": 250, "units": 60}, "n": 1, "seeds": [42],
+                   "test/accuracy": distribution([0.871]), "val/accuracy": distribution([0.876]),
+                   "parameters": 600000, "test/reviews_per_second": 8000.0},
+}
+REPLICATES_ = pd.DataFrame({
+    "model": ["lstm"] * 3 + ["lstm-tuned"], "kind": ["default"] * 3 + ["tuned"], "seed": [1, 2, 3, 42],
+    "val/accuracy": [0.87, 0.88, 0.875, 0.876], "best/val/accuracy": [0.87, 0.88, 0.875, None],
+    "last/val/accuracy": [0.85, 0.86, 0.87, None], "kept/epoch": [4, 6, 9, None],
+    "test/accuracy": [0.86, 0.87, 0.88, 0.871], "test/loss": 0.3, "test/roc_auc": 0.94, "test/f1": 0.87})
 
 
-@pytest.mark.parametrize(("gru", "verdict"), [(8.0, "supported"), (9.5, "inconclusive"), (11.5, "refuted")])
-def test_speed_claims_need_a_ten_percent_margin(gru, verdict):
-    assert claims.faster("gru", "lstm", {"gru": gru, "lstm": 10.0}).verdict == verdict
-
-
-def test_vanishing_gradient_verdict():
-    flat, steep = np.linspace(0.5, 1, 10), np.linspace(0.01, 1, 10)
-    assert claims.gradient_reach({"simplernn": steep / 20, "lstm": flat, "gru": flat}).verdict == "supported"
-    assert claims.gradient_reach({"simplernn": flat, "lstm": steep, "gru": flat}).verdict == "refuted"
-    assert claims.gradient_reach({"lstm": flat}).verdict == "inconclusive"
-
-
-def test_a_claim_is_refuted_by_any_refuted_part_and_missing_models_are_named():
-    parts = [claims.Part("supported", "x"), claims.Part("refuted", "y", 0.01)]
-    assert claims.combine(1, "claim", parts).verdict == "refuted"
-    assert claims.combine(1, "claim", parts[:1]).verdict == "supported"
-    judged = claims.judge({"dense": accuracy(0.86)}, {}, {}, {})
-    assert [c.verdict for c in judged] == ["not measured"] * 4 + ["inconclusive"]
-    assert "no result for simplernn" in judged[0].evidence
-    assert list(claims_table(judged).columns) == ["#", "claim", "verdict", "evidence", "McNemar p"]
-
-
-def test_not_reproduced_names_failed_claims_and_missed_levels():
-    from pipeline.report import not_reproduced
-
-    judged = [claims.Claim(1, "c", "refuted", "e", 0.01), claims.Claim(2, "d", "supported", "e", 0.01)]
-    sentence = not_reproduced(judged, {"simplernn": accuracy(0.76), "lstm": accuracy(0.875)})
-    assert sentence == ("Not reproduced here: claim 1 (refuted). Reported accuracies missed by more than one "
-                        "point: simplernn 76.0% vs. 85.0%.")
-    assert not_reproduced(judged[1:], {"lstm": accuracy(0.875)}).startswith("Every claim")
-
-
-def test_format_p_bounds_underflow():
-    assert claims.format_p(0.0) == "< 1e-300" and claims.format_p(0.0123) == "0.012"
-
-
-@pytest.fixture
-def params():
-    return config.load(ROOT / "params.yaml")
-
-
-def inputs_for(params) -> dict:
-    train = {"val/accuracy": 0.87, "best/val/accuracy": 0.88, "best/epoch": 6, "epoch/seconds": 8.0,
-             "total/seconds": 84.0, "parameters": 328353}
-    tuning = {"study": "lstm-abc", "best_trial": 1, "best_value": 0.876, "best_params": {"maxlen": 250, "units": 60,
-              "epochs": 8}, "default_value": 0.873, "trials": {"complete": 2, "pruned": 1, "failed": 0},
-              "epochs_trained": 20, "epochs_unpruned": 26, "epoch_ratio": 0.77, "wall_seconds": 150.2}
-    trials = pd.DataFrame({"number": [0, 1], "value": [0.873, 0.876], "state": ["COMPLETE", "COMPLETE"],
-                           "duration": ["0 days 00:01:20", "0 days 00:02:00"]})
-    return {"train": {"lstm": train}, "history": {}, "tuning": {"lstm": tuning}, "trials": {"lstm": trials},
-            "evaluation": {"lstm": accuracy(0.871) | {"test/roc_auc": 0.94, "test/mcnemar_p_vs_best": 1.0,
-                                                      "test/reviews_per_second": 9000.0, "parameters": 328353}},
-            "pairwise": None, "gradients": None, "stats": None, "run": {}}
-
-
-def test_results_table_rows_for_default_and_tuned_models(params):
-    rows = model_rows(params, inputs_for(params))
-    table = results_table(rows)
-    assert list(table["model"]) == ["lstm", "lstm-tuned"]
+def test_results_table_summarises_each_model_over_its_seeds():
+    table = tables.results_table(SUMMARY_, REPLICATES_, {"lstm": 8.04, "lstm-tuned": 15.0})
     lstm, tuned = table.iloc[0], table.iloc[1]
-    assert lstm["test accuracy [95% CI]"] == "0.8710 [0.8670, 0.8750]" and lstm["s/epoch"] == "8.0"
-    assert lstm["best val accuracy (epoch)"] == "0.8800 (6)" and lstm["parameters"] == "328,353"
-    # The tuned row takes its settings from the study and its time from the best trial (120 s over 8 epochs).
-    assert (tuned["maxlen"], tuned["units"], tuned["epochs"]) == (250, 60, 8)
-    assert tuned["s/epoch"] == "15.0" and tuned["test accuracy [95% CI]"] == "not evaluated"
+    assert list(table["model"]) == ["lstm", "lstm-tuned"]
+    assert lstm["test accuracy, mean ± sd"] == "0.8700 ± 0.0100" and lstm["95% CI of the mean"] == "[0.8452, 0.8948]"
+    assert lstm["min–max"] == "0.8600–0.8800" and lstm["per seed"] == "1: 0.8600; 2: 0.8700; 3: 0.8800"
+    assert (lstm["val accuracy, kept epoch"], lstm["val accuracy, best epoch"], lstm["val accuracy, last epoch"]) == (
+        "0.8750", "0.8750", "0.8600")
+    assert lstm["settings"] == "lstm, maxlen 200, units 32, embedding_dim 32, dropout 0, epochs 10"
+    assert (lstm["seeds"], lstm["s/epoch (median)"], lstm["parameters"]) == (3, "8.0", "328,353")
+    # One tuned model: no spread, no interval, no best or last epoch recorded.
+    assert (tuned["test accuracy, mean ± sd"], tuned["95% CI of the mean"]) == ("0.8710", "—")
+    assert (tuned["val accuracy, best epoch"], tuned["per seed"]) == ("—", "42: 0.8710")
+    assert tables.settings_text({"architecture": "dense", "maxlen": 200, "units": 32}) == "dense, maxlen 200"
 
 
-def test_tuning_and_length_tables(params):
-    table = tuning_table(inputs_for(params)["tuning"])
-    row = table.iloc[0]
-    assert row["gain (points)"] == "+0.30" and row["epochs trained / unpruned"] == "20 / 26 (0.77)"
-    assert row["best settings"] == "epochs 8, maxlen 250, units 60"
-    stats = {"splits": {"test": {"reviews": 25000, "length": {"mean": 229.3, "p50": 173, "p90": 444, "p99": 897,
-                                                              "max": 2247}, "truncated_fraction": {"200": 0.4059}}}}
-    lengths = length_table(stats)
-    assert lengths.iloc[0]["cut at maxlen 200"] == "40.6%" and lengths.iloc[0]["longest"] == "2,247"
+REFERENCE = {"date": "2026-11-27T08:00:00+00:00", "seeds": [1, 2, 3], "epochs": 10, "limit": None,
+             "protocol": "The tutorial's code ...",
+             "models": {"lstm": {"maxlen": 200, "head": "Dense(1, sigmoid)", "test/accuracy": [0.865, 0.87, 0.875],
+                                 "val/accuracy/last": [0.86, 0.868, 0.87], "val/accuracy/best": [0.87, 0.87, 0.88],
+                                 "epoch/seconds": [8.1, 8.3, 8.2]},
+                        "gru": {"maxlen": 200, "head": "Dense(1), no sigmoid (as published)",
+                                "test/accuracy": [0.84, 0.85, 0.845], "val/accuracy/last": [0.85, 0.85, 0.85],
+                                "val/accuracy/best": [0.87, 0.87, 0.87], "epoch/seconds": [10.9, 11, 11.1]}}}
+
+
+def test_tutorial_table_reads_the_reference_file(tmp_path: Path):
+    path = tmp_path / "tutorial-reference.json"
+    path.write_text(json.dumps(REFERENCE))
+    table = tables.tutorial_table(SUMMARY_, report.as_json(path)).set_index("model")
+    assert list(table.index) == ["lstm", "gru", "dense", "simplernn", "lstm_maxlen500"]
+    assert table.loc["lstm", "tutorial reports"] == "88.0%"
+    assert table.loc["lstm", "tutorial's code here: test"] == "87.0% ± 0.5 (3 seeds)"
+    assert table.loc["lstm", "this pipeline: test"] == "87.0% ± 1.0 (3 seeds)"
+    assert table.loc["gru", "its output layers"] == "Dense(1), no sigmoid (as published)"
+    assert table.loc["gru", "tutorial reports"] == "—" and table.loc["gru", "this pipeline: test"] == "not evaluated"
+    assert table.loc["dense", "tutorial's code here: test"] == "not measured"
+    note = tables.reference_note(REFERENCE)
+    assert "validation_split=0.2" in note and "last epoch" in note and "without a sigmoid" in note
+    assert "smoke" in tables.reference_note(REFERENCE | {"limit": 200})
+    assert "reports/tutorial-reference.json is missing" in tables.reference_note(None)
+    assert set(tables.tutorial_table({}, None)["tutorial's code here: test"]) == {"not measured"}
+
+
+def test_speed_table_gives_each_rounds_ratio_to_lstm():
+    speed = {"models": ["lstm", "gru"], "rounds": 3, "reviews": 5000, "maxlen": {"lstm": 200, "gru": 200},
+             "seconds": {"lstm": [10.0, 10.0, 12.0], "gru": [8.0, 11.0, 9.0]}, "threads": {"intra": 2, "inter": 1}}
+    table = tables.speed_table(speed).set_index("model")
+    assert table.loc["gru", "s/epoch (median)"] == "9.00" and table.loc["gru", "min–max"] == "8.00–11.00"
+    assert table.loc["gru", "ratio to lstm, per round"] == "0.800, 1.100, 0.750"
+    assert table.loc["gru", "ratio to lstm: median (min–max)"] == "0.800 (0.750–1.100)"
+    assert "ratio to lstm, per round" not in tables.speed_table(speed | {"models": ["gru"]})
+    assert "5,000 training reviews, 3 timed rounds" in tables.speed_note(speed)
+
+
+def test_not_reproduced_and_winners_curse_in_plain_words():
+    judged = [SimpleNamespace(number=1, text="SimpleRNN reaches about 85%", verdict="refuted"),
+              SimpleNamespace(number=2, text="LSTM reaches about 88%", verdict="supported")]
+    summary = {"simplernn": {"n": 3, "test/accuracy": {"mean": 0.8389}},
+               "lstm": {"n": 3, "test/accuracy": {"mean": 0.87}}}  # exactly one point off: not missed
+    assert tables.not_reproduced(judged, summary) == (
+        "What is not reproduced: claim 1, “SimpleRNN reaches about 85%” (refuted). Reported accuracies that the "
+        "mean over seeds misses by more than one point: simplernn 83.9% (mean of 3) vs. about 85.0%.")
+    assert tables.not_reproduced(judged[1:], {"lstm": summary["lstm"]}).endswith("holds here.")
+    curse = tables.winners_curse(SUMMARY_, {"lstm": {"trials": {"complete": 9, "pruned": 3, "failed": 0}}})
+    assert "winner's curse" in curse and "lstm-tuned val 0.8760 (best of 9 complete trials), test 0.8710" in curse
+    assert tables.winners_curse({"lstm": SUMMARY_["lstm"]}, {}) is None
 
 
 def test_render_embeds_figures_and_escapes_text():
     table = pd.DataFrame({"a|b": ["x|y"], "c": ["<b>"]})
-    markdown, page = render([("h1", "T"), ("p", "1 < 2"), ("table", table), ("figure", "f.png", "cap")],
-                            {"f.png": b"\x89PNG fake"})
+    markdown, page = report.render([("h1", "T"), ("p", "1 < 2"), ("table", table), ("figure", "f.png", "cap")],
+                                   {"f.png": b"\x89PNG fake"})
     assert "| a\\|b | c |" in markdown and "x\\|y" in markdown and "![cap](figures/f.png)" in markdown
-    assert markdown_table(table).splitlines()[1] == "|---|---|"
+    assert report.markdown_table(table).splitlines()[1] == "|---|---|"
     assert "1 &lt; 2" in page and "&lt;b&gt;" in page and 'src="data:image/png;base64,' in page
+
+
+# A whole result tree, as the stages would leave it -------------------------------------------------------
+
+
+@pytest.fixture
+def params(monkeypatch):
+    # deepsig's bootstrap (and its TensorFlow import) takes a minute here; tests/test_claims.py covers it.
+    monkeypatch.setattr(claims, "aso", lambda a, b, seed: 0.0 if np.mean(a) > np.mean(b) else 1.0)
+    return config.load(ROOT / "params.yaml")
+
+
+def write(path: Path, content) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(content if isinstance(content, str) else json.dumps(content))
+
+
+def write_results(params, skip: tuple[str, ...] = ()) -> None:
+    """Every input of the report in the current folder, except the replicates of the experiments in ``skip``
+    and every file of the evaluate, speed and tune stages when those names are in ``skip``."""
+    seeds, rng = params.base.seeds, np.random.default_rng(0)
+    accuracy = {"dense": 0.86, "simplernn": 0.80, "lstm": 0.87, "gru": 0.86, "lstm_maxlen500": 0.88}
+    for name, experiment in params.train.experiments.items():
+        for number, seed in enumerate(seeds):
+            if name in skip:
+                continue
+            write(train_metrics_path(name, seed), {"kept/epoch": 2 + number, "epoch/seconds": 4.0 + number,
+                                                   "val/accuracy": accuracy[name]})
+            epochs = np.arange(1, 5)
+            write(train_history_path(name, seed), pd.DataFrame({
+                "epoch": epochs, "train/accuracy": 0.7 + 0.05 * epochs, "train/loss": 0.6 - 0.1 * epochs,
+                "val/accuracy": accuracy[name] + rng.normal(0, 0.01, 4), "val/loss": 0.4 + rng.normal(0, 0.02, 4),
+                "epoch/seconds": 4.0}).to_csv(index=False))
+            steps = np.arange(experiment.maxlen - 1, -1, -1)
+            decay = 0.97 if experiment.architecture == "simplernn" else 0.999
+            write(train_gradients_path(name, seed), pd.DataFrame({
+                "steps_before_end": steps, "init": decay ** steps, "epoch1": 2 * decay ** steps,
+                "final": 3 * decay ** steps * (1 + 0.1 * number)}).to_csv(index=False))
+    if "evaluate" not in skip:
+        summary, replicates = {}, []
+        for name in params.train.experiments:
+            if name not in skip:
+                test = [accuracy[name] + 0.005 * (i - 1) for i in range(len(seeds))]
+                summary[name] = {"kind": "default", "settings": vars(params.train.experiments[name]),
+                                 "n": len(seeds), "seeds": list(seeds), "test/accuracy": distribution(test),
+                                 "val/accuracy": distribution(test), "parameters": 1000}
+                replicates += [{"model": name, "kind": "default", "seed": s, "val/accuracy": a,
+                                "best/val/accuracy": a, "last/val/accuracy": a - 0.01, "kept/epoch": 3,
+                                "test/accuracy": a} for s, a in zip(seeds, test, strict=True)]
+        if "tune" not in skip:  # one model each, seed base.seed; no best or last epoch recorded
+            for architecture in params.tune.architectures:
+                summary[f"{architecture}-tuned"] = {
+                    "kind": "tuned", "settings": vars(params.train.experiments[architecture]) | {"maxlen": 250},
+                    "n": 1, "seeds": [params.base.seed], "test/accuracy": distribution([0.87]),
+                    "val/accuracy": distribution([0.876]), "parameters": 2000}
+                replicates.append({"model": f"{architecture}-tuned", "kind": "tuned", "seed": params.base.seed,
+                                   "val/accuracy": 0.876, "test/accuracy": 0.87})
+        write(SUMMARY, summary)
+        write(REPLICATES, pd.DataFrame(replicates).to_csv(index=False))
+        write(EVALUATION, {"champion": {"model": "lstm_maxlen500", "val/accuracy": 0.88, "test/accuracy": 0.88}})
+        names = list(summary)
+        write(PAIRWISE, pd.DataFrame([{"model_a": a, "model_b": b, "only_a": 10, "only_b": 5, "mcnemar_p": 0.01}
+                                      for i, a in enumerate(names) for b in names[i + 1:]]).to_csv(index=False))
+        probed = [n for n in ("dense", "simplernn", "lstm", "gru") if n in summary]
+        write(GRADIENTS, "steps_before_end," + ",".join(f"{m}/{s}" for m in probed for s in ("init", "epoch1",
+                                                                                              "final")) + "\n")
+        write(GRADIENT_REACH, pd.DataFrame([
+            {"model": m, "seed": s, "snapshot": snapshot, "reach": 0.05 * s if m == "simplernn" else 0.9}
+            for m in probed for snapshot in ("init", "epoch1", "final") for s in reversed(seeds)]).to_csv(index=False))
+        write(MEMORY, pd.DataFrame([
+            {"model": m, "seed": s, "filler": f, "distance": d, "accuracy": 0.85 - (0.002 if m == "simplernn" else
+                                                                                    0.0005) * d * s}
+            for m in probed for s in seeds for f in ("pad", "the") for d in (0, 25, 50)]).to_csv(index=False))
+        write(EVALUATION_RUN, {"date": "2026-11-27T05:13:31Z", "machine": {"cpu": "AMD EPYC", "cores": 2,
+                                                                           "memory_gib": 23.5, "gpus": []},
+                               "data.sha256": "5a318e" * 10, "git.commit": "18a00e1b" * 5, "git.dirty": False})
+    if "speed" not in skip:
+        write(SPEED, {"models": ["dense", "simplernn", "lstm", "gru"], "rounds": 2, "reviews": 5000,
+                      "maxlen": {"dense": 200, "simplernn": 200, "lstm": 200, "gru": 200},
+                      "seconds": {"dense": [1.0, 1.1], "simplernn": [4.0, 4.2], "lstm": [8.0, 8.4],
+                                  "gru": [10.0, 10.2]}, "threads": {"intra": 2, "inter": 2}, "deterministic": True})
+    write(TUTORIAL_REFERENCE, REFERENCE)
+    write(STATS, {"splits": {"test": {"reviews": 25000, "length": {"mean": 229.3, "p50": 173, "p90": 444,
+                                                                   "p99": 897, "max": 2247},
+                                      "truncated_fraction": {"200": 0.4059}}}})
+    if "tune" not in skip:
+        for architecture in params.tune.architectures:
+            write(tuning_report_path(architecture), {
+                "study": f"{architecture}-abc", "best_trial": 1, "best_value": 0.876,
+                "best_params": {"maxlen": 250, "units": 60, "epochs": 8}, "default_value": 0.873,
+                "trials": {"complete": 2, "pruned": 1, "failed": 0}, "epochs_trained": 20, "epochs_unpruned": 26,
+                "epoch_ratio": 0.77, "wall_seconds": 150.2})
+            write(tuning_report_path(architecture, "-trials.csv"), pd.DataFrame({
+                "number": [0, 1], "value": [0.873, 0.876], "state": ["COMPLETE", "COMPLETE"],
+                "params_maxlen": [200, 250], "params_units": [32, 60],
+                "duration": ["0 days 00:01:20", "0 days 00:02:00"]}).to_csv(index=False))
+
+
+def test_evidence_is_read_from_the_files_in_seed_order(params, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    write_results(params)
+    inputs, missing = report.read_inputs(params)
+    assert missing == []
+    evidence = report.evidence(params, inputs)
+    assert evidence.seeds == (1, 2, 3) and evidence.bootstrap_seed == params.base.seed
+    assert evidence.test_accuracy["lstm"] == pytest.approx([0.865, 0.87, 0.875])
+    assert "lstm-tuned" not in evidence.test_accuracy  # one value, not one per seed
+    assert evidence.pooled_mcnemar["lstm", "dense"] == evidence.pooled_mcnemar["dense", "lstm"] == 0.01
+    assert list(evidence.reach["simplernn"]) == ["init", "epoch1", "final"]
+    assert evidence.reach["simplernn"]["final"] == pytest.approx([0.05, 0.1, 0.15])  # written in reverse
+    # Retention: accuracy at the largest distance (50) minus at 0, filler "pad", per seed in base.seeds order.
+    assert evidence.memory["simplernn"] == pytest.approx([-0.1, -0.2, -0.3])
+    assert evidence.speed["rounds"] == 2
+    # A model without every seed (a replicate missing; a tuned model) gives the claims no per-seed list.
+    inputs["replicates"] = inputs["replicates"][~((inputs["replicates"]["model"] == "gru")
+                                                  & (inputs["replicates"]["seed"] == 2))]
+    assert "gru" not in report.evidence(params, inputs).test_accuracy
+    assert report.seconds_per_epoch(inputs) == pytest.approx(
+        {n: 5.0 for n in params.train.experiments} | {f"{a}-tuned": 15.0 for a in params.tune.architectures})
+
+
+def test_the_report_renders_every_section_from_complete_results(params, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    write_results(params)
+    blocks, figure_data = report.build(params, *report.read_inputs(params))
+    markdown, page = report.render(blocks, figure_data)
+    headings = [b[1] for b in blocks if b[0] == "h2"]
+    assert headings == ["Results", "The tutorial's claims", "Against the tutorial's numbers",
+                        "Vanishing gradients (claim 5)", "Training speed (claim 4)", "Learning curves", "Tuning",
+                        "Review lengths"]
+    assert "highest validation accuracy" in markdown and "ModelCheckpoint(save_best_only=True)" in markdown
+    assert "3 seeds (1, 2, 3; base.seeds)" in markdown and "git commit 18a00e1b18" in markdown
+    assert "| lstm | default | lstm, maxlen 200, units 32" in markdown
+    assert "| # | claim | verdict | rule | evidence | single-seed agreement |" in markdown
+    assert "What is not reproduced:" in markdown and "winner's curse" in markdown
+    assert "| lstm-tuned | tuned | lstm, maxlen 250, units 32" in markdown and "| 42: 0.8700 |" in markdown
+    assert "87.0% ± 0.5 (3 seeds)" in markdown  # the tutorial's code, from the reference file
+    assert set(figure_data) == {"test-accuracy.png", "gradients.png", "memory.png", "tuning.png"} | {
+        f"curves-{name}.png" for name in params.train.experiments}
+    for name, data in figure_data.items():
+        assert data.startswith(b"\x89PNG\r\n\x1a\n") and f"](figures/{name})" in markdown
+    assert page.count('src="data:image/png;base64,') == len(figure_data) and "<script" not in page
+
+
+def test_missing_inputs_are_named_and_their_sections_left_out(params, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    write_results(params, skip=("gru", "speed", "tune", "evaluate"))
+    (tmp_path / TUTORIAL_REFERENCE).unlink()
+    inputs, missing = report.read_inputs(params)
+    assert ("`metrics/train/gru/seed2.json`, `plots/train/gru/seed2.csv`, `metrics/train/gru/seed2-gradients.csv` "
+            "(stage `train@gru-2` not run)") in missing
+    assert "`reports/speed.json` (stage `speed` not run)" in missing
+    assert "`reports/tuning/lstm.json` (stage `tune@lstm` not run)" in missing
+    assert "`reports/evaluation/summary.json` (stage `evaluate` not run)" in missing
+    assert "`reports/tutorial-reference.json` (`python bench/tutorial_reference.py` not run)" in missing
+    blocks, figure_data = report.build(params, inputs, missing)
+    markdown, _ = report.render(blocks, figure_data)
+    assert "## Missing results" in markdown and "`reports/speed.json` (stage `speed` not run)" in markdown
+    for absent in ("## Results", "## Against the tutorial's numbers", "## Training speed", "## Tuning"):
+        assert absent not in markdown
+    assert "| 1 | " in markdown and "not measured" in markdown  # the claims are still listed, unjudged
+    # The train stage's per-replicate files alone still draw the gradient figure and the learning curves.
+    assert "gradients.png" in figure_data and "curves-gru.png" not in figure_data and "curves-lstm.png" in figure_data
+
+
+def test_learning_curves_of_one_run_keep_the_train_stages_signature():
+    rows = [{"epoch": e, "train/accuracy": 0.8, "train/loss": 0.4, "val/accuracy": 0.8, "val/loss": 0.4}
+            for e in (1, 2)]
+    assert report.png(figures.learning_curves(rows, "lstm seed 1")).startswith(b"\x89PNG")

@@ -111,7 +111,7 @@ def tree_digest(root: Path) -> str:
 @pytest.mark.parametrize(("stage", "key", "value"), [
     (["python", "-m", "pipeline.download"], "download.retries", 99),
     (["python", "-m", "pipeline.prepare"], "prepare.val_fraction", 1.5),
-    (["python", "-m", "pipeline.train", "--experiment", "lstm"], "train.batch_size", 0),
+    (["python", "-m", "pipeline.train", "--experiment", "lstm", "--seed", "1"], "train.batch_size", 0),
     (["python", "-m", "pipeline.tune", "--architecture", "lstm"], "tune.pruner", "random"),
     (["python", "-m", "pipeline.evaluate"], "train.padding", "middle"),
     (["python", "-m", "pipeline.register"], "base.seed", -5),

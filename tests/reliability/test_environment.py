@@ -21,7 +21,7 @@ from tests.reliability.test_bad_params import tree_digest
 STAGES = {
     "download": ["python", "-m", "pipeline.download"],
     "prepare": ["python", "-m", "pipeline.prepare"],
-    "train": ["python", "-m", "pipeline.train", "--experiment", "dense"],
+    "train": ["python", "-m", "pipeline.train", "--experiment", "dense", "--seed", "1"],
     "report": ["python", "-m", "pipeline.report"],
 }
 READ_ONLY = ('mount --bind "$0" "$0" && mount -o remount,ro,bind "$0" && cd "$0" && exec "$@"',)
@@ -42,7 +42,7 @@ def built(tmp_path_factory) -> Path:
     project = make_project(tmp_path_factory.mktemp("environment"))
     set_params(project, **{"prepare.limit": 20, "prepare.num_words": 300, "train.experiments.dense.epochs": 1,
                            "train.experiments.dense.maxlen": 60})
-    run(["dvc", "repro", "train@dense"], project, IMDB_ARCHIVE=str(SMALL_ARCHIVE))
+    run(["dvc", "repro", "train@dense-1"], project, IMDB_ARCHIVE=str(SMALL_ARCHIVE))
     run(STAGES["report"], project)
     return project
 

@@ -118,9 +118,10 @@ def small(project: Path) -> Path:
 @pytest.mark.parametrize("name", ["SIGINT", "SIGTERM", "SIGKILL"])
 def test_training_interrupted_mid_epoch_leaves_no_output_and_no_running_run(small: Path, name: str):
     set_params(small, **{"train.experiments.dense.epochs": 400, "train.experiments.dense.maxlen": 60})
-    outputs = [small / o for o in ("models/dense.keras", "metrics/train/dense.json", "plots/train/dense.csv")]
+    outputs = [small / o for o in ("models/dense/seed1.keras", "metrics/train/dense/seed1.json",
+                                        "plots/train/dense/seed1.csv")]
     before = [p.read_bytes() if p.exists() else None for p in outputs]  # the metrics of the committed run
-    worker = start(small, ["python", "-m", "pipeline.train", "--experiment", "dense"])
+    worker = start(small, ["python", "-m", "pipeline.train", "--experiment", "dense", "--seed", "1"])
     wait_for(worker, "Epoch 3/400")
     interrupt(worker, name)
     assert [p.read_bytes() if p.exists() else None for p in outputs] == before  # untouched: none half-written
@@ -132,12 +133,12 @@ def test_training_interrupted_mid_epoch_leaves_no_output_and_no_running_run(smal
         assert not runs["RUNNING"] and len(runs["KILLED"]) == 1  # ended by the process itself
 
     set_params(small, **{"train.experiments.dense.epochs": 2})
-    result = run(["dvc", "repro", "train@dense"], small)
+    result = run(["dvc", "repro", "train@dense-1"], small)
     if name == "SIGKILL":
         assert "was left RUNNING by a process that died" in result.stdout
     runs = mlflow_runs(small)
     assert not runs["RUNNING"] and len(runs["KILLED"]) == 1 and len(runs["FINISHED"]) == 1
-    assert (small / "models/dense.keras").is_file() and (small / "metrics/train/dense.json").is_file()
+    assert (small / "models/dense/seed1.keras").is_file() and (small / "metrics/train/dense/seed1.json").is_file()
 
 
 @pytest.mark.parametrize("name", ["SIGINT", "SIGKILL"])

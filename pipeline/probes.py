@@ -1,0 +1,106 @@
+"""Probes for the tutorial's claim 5 (SimpleRNN's gradients vanish over long sequences; LSTM's and GRU's do not).
+
+Both run on validation reviews only, never on test:
+
+- **Gradient reach**: the norm of the loss gradient with respect to the word vector at each input step.
+  If gradients vanish, the early steps of the window receive almost nothing. The norms are divided by the
+  mean of the last ``TAIL`` steps (not by one step, whose value is noisy: dividing by the last or the
+  second-to-last step alone reversed the ranking of the models) and the *reach* is the median of that
+  relative norm over the earlier half of the window. The train stage records the norms at
+  initialisation, after the first epoch and for the kept model.
+- **Memory**: a network that cannot carry a gradient back k steps cannot learn to use what it read k steps
+  ago. The probe keeps the last ``content`` tokens of each review and places them so that they end
+  ``distance`` steps before the end of the window, followed by ``distance`` filler tokens (padding, or the
+  most frequent word, "the"). Accuracy against the distance shows how much the model still uses.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pipeline.data import FIRST_WORD, PAD, Sequences, pad
+
+TAIL = 10  # steps at the end of the window whose mean norm is the reference
+SNAPSHOTS = ("init", "epoch1", "final")  # when the train stage measures the gradient
+FILLERS = {"pad": PAD, "the": FIRST_WORD}  # index 3 is the most frequent training word, "the"
+
+
+def gradient_rows(sequences: Sequences, maxlen: int, count: int) -> np.ndarray:
+    """The first ``count`` reviews that fill a ``maxlen`` window (no step is padding); the longest if too few."""
+    rows = np.flatnonzero(sequences.lengths >= maxlen)[:count]
+    if len(rows) < count:  # tiny data: top up with the longest of the rest, some padding included
+        rest = np.setdiff1d(np.argsort(-sequences.lengths, kind="stable"), rows, assume_unique=True)
+        rows = np.concatenate([rows, rest[: count - len(rows)]])
+    return rows
+
+
+def input_gradient_norms(model, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Mean L2 norm over reviews of d(loss)/d(word vector) at each time step: shape (maxlen,).
+
+    The embedding is applied first and watched; the other layers run on it in inference mode. Each
+    review's own loss is differentiated (a sum, not a mean), so the norms do not shrink with the batch.
+    """
+    import keras
+    import tensorflow as tf
+
+    embedding, *rest = model.layers
+    vectors = embedding(tf.constant(x))
+    with tf.GradientTape() as tape:
+        tape.watch(vectors)
+        hidden = vectors
+        for layer in rest:
+            hidden = layer(hidden, training=False)
+        loss = tf.reduce_sum(keras.losses.binary_crossentropy(tf.constant(y[:, None], tf.float32), hidden))
+    gradient = tape.gradient(loss, vectors)
+    return tf.reduce_mean(tf.norm(gradient, axis=-1), axis=0).numpy()
+
+
+def relative(norms: np.ndarray) -> np.ndarray:
+    """Norms divided by the mean of the last ``TAIL`` steps (the end of the window, nearest the loss).
+
+    A mean, not a median: a model may put its whole gradient on the last few steps, where a median is 0.
+    """
+    norms = np.asarray(norms, dtype=np.float64)
+    reference = float(np.mean(norms[-TAIL:]))
+    if not reference > 0:
+        return np.full_like(norms, np.nan)
+    return norms / reference
+
+
+def reach(norms: np.ndarray) -> float:
+    """Median relative gradient norm over the earlier half of the window: near 0 when gradients vanish."""
+    values = relative(norms)
+    return float(np.median(values[: max(1, len(values) // 2)]))
+
+
+def memory_inputs(sequences: Sequences, maxlen: int, content: int, distance: int, filler: int) -> np.ndarray:
+    """``(n, maxlen)``: each review's last ``content`` tokens, then ``distance`` filler tokens, padding before.
+
+    Every review keeps exactly the same content at every distance; only where it sits in the window changes.
+    """
+    if content + distance > maxlen:
+        raise ValueError(f"memory probe: content {content} + distance {distance} exceeds maxlen {maxlen}")
+    x = np.full((len(sequences), maxlen), PAD, dtype=np.int32)
+    end = maxlen - distance
+    x[:, end - content : end] = pad(sequences, content, "pre", "pre")
+    x[:, end:] = filler
+    return x
+
+
+def memory_rows(sequences: Sequences, content: int, count: int) -> np.ndarray:
+    """The first ``count`` reviews with at least ``content`` tokens after the start marker (no padding inside)."""
+    return np.flatnonzero(sequences.lengths > content)[:count]
+
+
+def memory_accuracy(model, sequences: Sequences, maxlen: int, content: int, distances, batch_size: int = 512
+                    ) -> list[dict]:
+    """Accuracy at each distance for each filler: rows of {filler, distance, accuracy}."""
+    labels = sequences.labels.astype(bool)
+    rows = []
+    for filler, token in FILLERS.items():
+        for distance in distances:
+            x = memory_inputs(sequences, maxlen, content, distance, token)
+            probabilities = model.predict(x, batch_size=batch_size, verbose=0).reshape(-1)
+            rows.append({"filler": filler, "distance": int(distance),
+                         "accuracy": float(np.mean((probabilities >= 0.5) == labels))})
+    return rows
