@@ -13,7 +13,6 @@ import pandas as pd
 from pipeline import claims
 
 DASH = "—"
-TOLERANCE = 0.01  # a reported level counts as missed when the mean is further from it than one point
 
 
 def fraction(value, digits: int = 4) -> str:
@@ -111,7 +110,7 @@ def not_reproduced(judged: list[claims.Claim], summary: dict[str, dict]) -> str:
     for name, reported in claims.TUTORIAL_REPORTED.items():
         if name in summary:
             test = summary[name]["test/accuracy"]
-            if abs(test["mean"] - reported) > TOLERANCE + 1e-9:
+            if abs(test["mean"] - reported) > claims.TOLERANCE + claims.EPSILON:  # the level rule's band
                 missed.append(f"{name} {test['mean']:.1%} (mean of {summary[name]['n']}) vs. about {reported:.1%}")
     if not failed and not missed:
         return "What is not reproduced: nothing; every claim and every reported accuracy of the tutorial holds here."
@@ -188,9 +187,12 @@ def speed_table(speed: dict, reference: str = "lstm") -> pd.DataFrame:
 
 def speed_note(speed: dict) -> str:
     threads = speed.get("threads", {})
-    return (f"Epochs of each architecture's default model alternate ({', '.join(speed['models'])}, then again) in "
-            f"one process on the same {speed['reviews']:,} training reviews, {speed['rounds']} timed rounds after "
-            f"a warm-up round; threads intra {threads.get('intra', '?')}, inter {threads.get('inter', '?')}, "
+    # TensorFlow reports 0 threads for "its default": one per available core.
+    intra, inter = (threads.get(k) or "default" for k in ("intra_op", "inter_op"))
+    return (f"Epochs of each architecture's default model alternate ({', '.join(speed['models'])}, then in reverse) "
+            f"in one process on the same {speed['reviews']:,} training reviews, {speed['rounds']} timed rounds after "
+            f"a warm-up round; TensorFlow threads intra-op {intra}, inter-op {inter}, "
+            f"{threads.get('cores_available', '?')} cores available, "
             f"deterministic ops {'on' if speed.get('deterministic') else 'off'}"
             + (f"; measured {speed['date']}" if speed.get("date") else "")
             + ". A ratio below 1 means faster than the reference model in the same round.")

@@ -35,6 +35,8 @@ from tests.conftest import ROOT
 
 T_975 = {1: 12.706, 2: 4.303, 3: 3.182}  # Student's t quantiles for a 95% interval, by degrees of freedom
 
+THREADS = {"intra_op": 0, "inter_op": 0, "cores_available": 2}  # as speed.json records TensorFlow defaults
+
 
 def distribution(values: list[float]) -> dict:
     mean = statistics.mean(values)
@@ -108,13 +110,14 @@ def test_tutorial_table_reads_the_reference_file(tmp_path: Path):
 
 def test_speed_table_gives_each_rounds_ratio_to_lstm():
     speed = {"models": ["lstm", "gru"], "rounds": 3, "reviews": 5000, "maxlen": {"lstm": 200, "gru": 200},
-             "seconds": {"lstm": [10.0, 10.0, 12.0], "gru": [8.0, 11.0, 9.0]}, "threads": {"intra": 2, "inter": 1}}
+             "seconds": {"lstm": [10.0, 10.0, 12.0], "gru": [8.0, 11.0, 9.0]}, "threads": THREADS}
     table = tables.speed_table(speed).set_index("model")
     assert table.loc["gru", "s/epoch (median)"] == "9.00" and table.loc["gru", "min–max"] == "8.00–11.00"
     assert table.loc["gru", "ratio to lstm, per round"] == "0.800, 1.100, 0.750"
     assert table.loc["gru", "ratio to lstm: median (min–max)"] == "0.800 (0.750–1.100)"
     assert "ratio to lstm, per round" not in tables.speed_table(speed | {"models": ["gru"]})
     assert "5,000 training reviews, 3 timed rounds" in tables.speed_note(speed)
+    assert "intra-op default, inter-op default, 2 cores available" in tables.speed_note(speed)
 
 
 def test_not_reproduced_and_winners_curse_in_plain_words():
@@ -218,7 +221,7 @@ def write_results(params, skip: tuple[str, ...] = ()) -> None:
         write(SPEED, {"models": ["dense", "simplernn", "lstm", "gru"], "rounds": 2, "reviews": 5000,
                       "maxlen": {"dense": 200, "simplernn": 200, "lstm": 200, "gru": 200},
                       "seconds": {"dense": [1.0, 1.1], "simplernn": [4.0, 4.2], "lstm": [8.0, 8.4],
-                                  "gru": [10.0, 10.2]}, "threads": {"intra": 2, "inter": 2}, "deterministic": True})
+                                  "gru": [10.0, 10.2]}, "threads": THREADS, "deterministic": True})
     write(TUTORIAL_REFERENCE, REFERENCE)
     write(STATS, {"splits": {"test": {"reviews": 25000, "length": {"mean": 229.3, "p50": 173, "p90": 444,
                                                                    "p99": 897, "max": 2247},
