@@ -90,10 +90,22 @@ def read_inputs(params: Params) -> tuple[dict, list[str]]:
                               ("gradients", GRADIENTS, pd.read_csv), ("reach", GRADIENT_REACH, pd.read_csv),
                               ("memory", MEMORY, pd.read_csv), ("run", EVALUATION_RUN, as_json)):
         inputs[key] = load(path, reader, "stage `evaluate`")
+        if isinstance(inputs[key], pd.DataFrame) and not COLUMNS.get(key, set()) <= set(inputs[key].columns):
+            # A table an older version of evaluate wrote: left out and named, never misread.
+            missing.append(f"`{path}` (written by an older evaluate, without the columns "
+                           f"{', '.join(sorted(COLUMNS[key] - set(inputs[key].columns)))}: rerun stage `evaluate`)")
+            inputs[key] = None
     inputs["speed"] = load(SPEED, as_json, "stage `speed`")
     inputs["reference"] = load(TUTORIAL_REFERENCE, as_json, "`python bench/tutorial_reference.py`")
     inputs["stats"] = load(STATS, as_json, "stage `prepare`")
     return inputs, missing
+
+
+# The columns the report reads from each table of the evaluate stage.
+COLUMNS = {"replicates": {"model", "kind", "seed", "test/accuracy", "val/accuracy"},
+           "pairwise": {"model_a", "model_b", "only_a", "only_b", "mcnemar_p"},
+           "reach": {"model", "seed", "snapshot", "reach"},
+           "memory": {"model", "seed", "filler", "distance", "accuracy"}}
 
 
 # Evidence for the claims (pure) ------------------------------------------------------------------------

@@ -306,6 +306,20 @@ def test_missing_inputs_are_named_and_their_sections_left_out(params, tmp_path, 
     assert "gradients.png" in figure_data and "curves-gru.png" not in figure_data and "curves-lstm.png" in figure_data
 
 
+def test_a_table_from_an_older_evaluate_is_named_not_misread(params, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    write_results(params)
+    # The layout before replicates: one p_value column and no pooled counts.
+    (tmp_path / PAIRWISE).write_text("model_a,model_b,accuracy_a,accuracy_b,only_a,only_b,p_value\n"
+                                     "lstm,gru,0.86,0.87,10,12,0.83\n")
+    inputs, missing = report.read_inputs(params)
+    assert inputs["pairwise"] is None
+    assert ("`reports/evaluation/pairwise.csv` (written by an older evaluate, without the columns mcnemar_p: "
+            "rerun stage `evaluate`)") in missing
+    markdown, _ = report.render(*report.build(params, inputs, missing))
+    assert "rerun stage `evaluate`" in markdown and "## The tutorial's claims" in markdown
+
+
 def test_learning_curves_of_one_run_keep_the_train_stages_signature():
     rows = [{"epoch": e, "train/accuracy": 0.8, "train/loss": 0.4, "val/accuracy": 0.8, "val/loss": 0.4}
             for e in (1, 2)]
