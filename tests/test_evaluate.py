@@ -326,7 +326,7 @@ def test_dvc_repro_runs_every_stage_through_the_report(project: Path):
 
 def test_evaluate_and_report_work_from_partial_results(project: Path):
     # Without the full run's committed results, as in a project that never ran tune.
-    run(["git", "rm", "-rq", "reports/tuning", "metrics/train", "plots/train"], project)
+    run(["git", "rm", "-rq", "--ignore-unmatch", "reports/tuning", "metrics/train", "plots/train"], project)
     shrink(project)
     run(["dvc", "repro", "prepare"], project, IMDB_ARCHIVE=str(SMALL_ARCHIVE))
     committed = (project / "reports/evaluation.json").read_text()  # the full run's, in git
