@@ -32,6 +32,8 @@ def test_two_workers_on_a_tracking_server_then_evaluate_report_and_a_dvc_remote(
     set_params(project, **{
         "prepare.limit": 20, "prepare.num_words": 300,
         "train.experiments.lstm.epochs": 2, "train.experiments.lstm.maxlen": 40, "train.experiments.lstm.units": 4,
+        "evaluate.memory_content": 10, "evaluate.memory_distances": [0, 10, 20],  # fits lstm's 40 steps
+        "speed.rounds": 2, "speed.reviews": 40,
         "tune.n_trials": N_TRIALS, "tune.timeout": 0, "tune.pruner": "none",
         "tune.space": {"maxlen": {"low": 20, "high": 60, "log": False}, "epochs": {"low": 4, "high": 6, "log": False}},
     })
@@ -76,10 +78,13 @@ def test_two_workers_on_a_tracking_server_then_evaluate_report_and_a_dvc_remote(
         assert not (project / "mlflow.db").exists() and not (project / "mlruns").exists()  # all on the server
 
         # evaluate and report consume the study's result; the test metrics reach the study's parent run.
-        # (evaluate also depends on the train stages' metrics/train/, committed with the results of a
-        # full run; on a host that only tuned, that folder may be empty: git does not keep empty folders.)
-        (project / "metrics/train").mkdir(parents=True, exist_ok=True)
+        # (evaluate and report also depend on the train stages' folders, committed with the results of a
+        # full run; a project that never trained keeps them with a placeholder, as git drops empty folders.)
+        for folder in ("metrics/train", "plots/train"):
+            (project / folder).mkdir(parents=True, exist_ok=True)
+            (project / folder / ".gitkeep").touch()
         run(["dvc", "repro", "-s", "evaluate"], project, **stores)
+        run(["dvc", "repro", "-s", "speed"], project, **stores)  # the report's other input of this host
         run(["dvc", "repro", "-s", "report"], project, **stores)
         evaluation = json.loads((project / "reports/evaluation.json").read_text())
         assert sorted(evaluation) == ["champion", "lstm-tuned"] and evaluation["champion"]["model"] == "lstm-tuned"
