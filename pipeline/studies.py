@@ -13,6 +13,12 @@ trial only while holding the study's lock (pipeline.locks) and only when
 finished plus running trials leave a slot free; when the last slots are taken by
 other workers it waits for them. A trial whose worker died is failed (heartbeat,
 or its owner process gone on this host) and its slot is run again.
+
+The budget is counted in trials, so a study's outputs do not depend on the machine's
+speed. ``tune.timeout`` (opt-in, 0 by default) is a safety net: a trial it stops is
+*cut*, not pruned: FAIL in Optuna with the user attribute ``cut``, KILLED in MLflow with
+tag optuna.state=CUT. It does not count as finished, so its slot runs again on the next
+``dvc repro``, and the stage writes nothing until the study has its ``n_trials``.
 """
 
 from __future__ import annotations
@@ -54,6 +60,22 @@ class _NoInterruptTraceback(logging.Filter):
 
 
 logging.getLogger("optuna.study._optimize").addFilter(_NoInterruptTraceback())
+
+
+class TrialCut(Exception):
+    """A trial stopped by ``tune.timeout``: recorded as cut (FAIL plus the ``cut`` attribute), never as pruned."""
+
+
+class _NoCutTraceback(logging.Filter):
+    """Optuna warns with a traceback for every caught exception; a cut trial needs one line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[0] is TrialCut:
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+logging.getLogger("optuna.study._optimize").addFilter(_NoCutTraceback())
 
 
 def open_storage(url: str, explicit: bool, heartbeat: int = 30):
@@ -177,8 +199,9 @@ def run_study(params: Params, architecture: str, defaults: dict, storage, name: 
             if trial.should_prune():
                 raise optuna.TrialPruned(f"pruned after epoch {row['epoch']}")
             if time.monotonic() > deadline:
+                trial.set_user_attr("cut", "tune.timeout")
                 mlflow.set_tag("optuna.stop_reason", "tune.timeout")
-                raise optuna.TrialPruned("tune.timeout reached")
+                raise TrialCut(f"cut by tune.timeout after epoch {row['epoch']}; its slot runs again")
 
         try:
             model = build(architecture, optimizer=train_params.optimizer, learning_rate=values["learning_rate"],
@@ -201,6 +224,10 @@ def run_study(params: Params, architecture: str, defaults: dict, storage, name: 
             return value
         except optuna.TrialPruned:
             mlflow.set_tag("optuna.state", "PRUNED")
+            status = "KILLED"
+            raise
+        except TrialCut:
+            mlflow.set_tag("optuna.state", "CUT")
             status = "KILLED"
             raise
         except KeyboardInterrupt:
@@ -233,6 +260,16 @@ def run_study(params: Params, architecture: str, defaults: dict, storage, name: 
         finished = len(study.get_trials(deepcopy=False, states=FINISHED))
         print(f"study {name}: {finished} of {tune.n_trials} trials done; storage {storage_label}", flush=True)
         _run_trials(study, storage, slots, objective, tune.n_trials, deadline, seed=f"{params.base.seed}/{name}")
+        finished = len(study.get_trials(deepcopy=False, states=FINISHED))
+        if finished < tune.n_trials:  # only the clock stops the loop early
+            cut = sum(1 for t in study.get_trials(deepcopy=False) if t.user_attrs.get("cut"))
+            message = (f"study {name}: tune.timeout ({tune.timeout} s) stopped it at {finished} of {tune.n_trials} "
+                       f"trials ({cut} cut so far, not counted); run it again to go on where it stopped, or set "
+                       "tune.timeout: 0 (no limit)")
+            if trials_only:
+                print(message, flush=True)
+                return None
+            raise UserError(message + "; nothing written")
         if trials_only:
             return None
         summary, trials = _summarize(study, tune.n_trials)
@@ -269,7 +306,7 @@ def _run_trials(study: optuna.Study, storage, slots: StoreLock, objective, n_tri
             if finished + running < n_trials:
                 # Asks for the trial while the lock is held; the objective releases it first thing.
                 study.sampler = optuna.samplers.TPESampler(seed=zlib.crc32(f"{seed}/{len(trials)}".encode()))
-                study.optimize(objective, n_trials=1, gc_after_trial=True)
+                study.optimize(objective, n_trials=1, gc_after_trial=True, catch=(TrialCut,))
                 continue
         finally:
             slots.release()
@@ -302,7 +339,7 @@ def _summarize(study: optuna.Study, n_trials: int) -> tuple[dict, pd.DataFrame]:
     trials = study.get_trials(deepcopy=False)
     finished = [t for t in trials if t.state in FINISHED]
     if not any(t.state == states.COMPLETE for t in trials):
-        raise UserError(f"study {study.study_name}: no trial completed (all pruned or failed); raise tune.timeout")
+        raise UserError(f"study {study.study_name}: no trial completed (every one was pruned or failed)")
     trained = sum(t.user_attrs.get("epochs_trained", 0) for t in finished)
     unpruned = sum(t.params.get("epochs", t.user_attrs.get("epochs_trained", 0)) for t in finished)
     default = next((t for t in trials if t.user_attrs.get("default") and t.state == states.COMPLETE), None)
@@ -316,7 +353,8 @@ def _summarize(study: optuna.Study, n_trials: int) -> tuple[dict, pd.DataFrame]:
         "trials": {
             "complete": sum(t.state == states.COMPLETE for t in trials),
             "pruned": sum(t.state == states.PRUNED for t in trials),
-            "failed": sum(t.state == states.FAIL for t in trials),
+            "failed": sum(t.state == states.FAIL and not t.user_attrs.get("cut") for t in trials),
+            "cut": sum(t.state == states.FAIL and bool(t.user_attrs.get("cut")) for t in trials),
         },
         "epochs_trained": trained,
         "epochs_unpruned": unpruned,

@@ -215,7 +215,8 @@ def probe_table(reach: dict[str, dict[str, list[float]]], memory: dict[str, list
 def tuning_table(tuning: dict[str, dict]) -> pd.DataFrame:
     return pd.DataFrame([{
         "architecture": a, "study": s["study"],
-        "trials complete / pruned / failed": "{complete} / {pruned} / {failed}".format(**s["trials"]),
+        "trials complete / pruned / failed / cut": "{complete} / {pruned} / {failed} / {cut}".format(
+            **{"cut": 0} | s["trials"]),  # cut: stopped by tune.timeout (older summaries have no such count)
         "best settings": ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}"
                                    for k, v in sorted(s["best_params"].items())),
         "best val accuracy": f"{s['best_value']:.4f}",

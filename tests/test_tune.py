@@ -58,7 +58,7 @@ def test_study_prunes_bridges_to_mlflow_resumes_and_shows_in_the_dashboard(tiny:
     assert ours[0].user_attrs["default"] is True and ours[0].params["units"] == 4
 
     summary = json.loads((tiny / "reports/tuning/lstm.json").read_text())
-    assert summary["trials"] == {"complete": 3, "pruned": 1, "failed": 0}
+    assert summary["trials"] == {"complete": 3, "pruned": 1, "failed": 0, "cut": 0}
     assert summary["best_trial"] == 2 and summary["default_value"] == ours[0].value
     assert (tiny / "models/lstm-tuned.keras").is_file()
     assert "state" in (tiny / "reports/tuning/lstm-trials.csv").read_text().splitlines()[0]
@@ -158,3 +158,32 @@ def test_a_trial_killed_mid_way_is_failed_on_the_next_start_and_the_study_goes_o
     # The default experiment was queued again and completed, so the tuned model still beats it or is it.
     again = [t for t in trials[1:] if t.user_attrs.get("default")]
     assert len(again) == 1 and again[0].state == optuna.trial.TrialState.COMPLETE
+
+
+def test_a_trial_cut_by_the_clock_is_not_pruned_and_its_slot_runs_again(tiny: Path):
+    # A one-second safety net against a 60-epoch default trial: the clock stops it after some epoch.
+    set_params(tiny, **{"train.experiments.lstm.epochs": 60, "tune.timeout": 1, "tune.n_trials": 1,
+                        "tune.space": {"maxlen": SPACE["maxlen"], "units": SPACE["units"]}})
+    params = config.load(tiny / "params.yaml")
+    name = study_name(params, "lstm", check_space(params, "lstm", 10_000))
+    storage = f"sqlite:///{tiny / 'optuna.db'}"
+    result = run(["python", "-m", "pipeline.tune", "--architecture", "lstm"], tiny, check=False)
+    assert result.returncode == 2, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert "tune.timeout (1 s) stopped it at 0 of 1 trials (1 cut so far" in last and "Traceback" not in result.stderr
+    assert not (tiny / "models/lstm-tuned.keras").exists() and not (tiny / "reports/tuning/lstm.json").exists()
+    cut = optuna.load_study(study_name=name, storage=storage).trials[0]
+    assert cut.state == optuna.trial.TrialState.FAIL and cut.user_attrs["cut"] == "tune.timeout"
+    runs = mlflow.MlflowClient(f"sqlite:///{tiny / 'mlflow.db'}")
+    child = runs.get_run(cut.user_attrs["mlflow_run_id"])
+    assert child.info.status == "KILLED" and child.data.tags["optuna.state"] == "CUT"
+
+    # Without the clock the slot runs again: the default is queued anew and completes; nothing counts as pruned.
+    set_params(tiny, **{"tune.timeout": 0})
+    result = run(["python", "-m", "pipeline.tune", "--architecture", "lstm"], tiny)
+    assert "1 complete, 0 pruned, 0 failed, 1 cut by the clock" in result.stdout
+    trials = optuna.load_study(study_name=name, storage=storage).trials
+    assert [t.state for t in trials] == [optuna.trial.TrialState.FAIL, optuna.trial.TrialState.COMPLETE]
+    assert trials[1].user_attrs["default"] is True
+    summary = json.loads((tiny / "reports/tuning/lstm.json").read_text())
+    assert summary["trials"] == {"complete": 1, "pruned": 0, "failed": 0, "cut": 1}

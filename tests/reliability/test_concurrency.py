@@ -104,7 +104,7 @@ def test_two_workers_share_one_study_exactly(project: Path, stores: dict[str, st
     assert {r.data.tags["mlflow.parentRunId"] for r in children} == {parents[0].info.run_id}
 
     summary = json.loads((project / "reports/tuning/lstm.json").read_text())
-    assert summary["trials"] == {"complete": N_TRIALS, "pruned": 0, "failed": 0}
+    assert summary["trials"] == {"complete": N_TRIALS, "pruned": 0, "failed": 0, "cut": 0}
     assert (project / "models/lstm-tuned.keras").is_file()
     if "MLFLOW_TRACKING_URI" in stores:
         _assert_password_never_written(project, outputs, runs, parents[0])
