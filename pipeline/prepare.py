@@ -62,6 +62,10 @@ def split_stats(sequences: Sequences) -> dict:
 
 
 def main() -> None:
+    import argparse
+
+    argparse.ArgumentParser(description="Read the raw archive, hold out a stratified validation split, tokenise and "
+                                        "write data/prepared/ (params.yaml base.seed, prepare.*).").parse_args()
     params = config.load()
     reviews = read_reviews(RAW_ARCHIVE, limit=params.prepare.limit)
     splits = split_reviews(reviews, params.prepare.val_fraction, params.base.seed)

@@ -92,6 +92,11 @@ def rank(pool: list[dict]) -> tuple[dict, dict | None]:
 
 
 def main() -> None:
+    import argparse
+
+    argparse.ArgumentParser(description="Register the best model file by validation accuracy as "
+                                        "imdb-sentiment@champion in the MLflow registry (the runner-up as "
+                                        "@challenger); writes reports/registry.json.").parse_args()
     params = config.load()
     load_stats(params.prepare.num_words)
     found = candidates(params)
