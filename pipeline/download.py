@@ -136,8 +136,8 @@ def copy_local(source: Path, destination: Path) -> None:
 def main() -> None:
     import argparse
 
-    argparse.ArgumentParser(description="Copy the IMDb archive named by IMDB_ARCHIVE, or download download.url "
-                                        "with retries and a SHA-256 check, to data/raw/ (params.yaml download.*).").parse_args()
+    argparse.ArgumentParser(description="Copy the IMDb archive named by IMDB_ARCHIVE, or download download.url with "
+                                        "retries and a SHA-256 check, to data/raw/ (params download.*).").parse_args()
     params = config.load().download
     local = os.environ.get("IMDB_ARCHIVE")
     if local:

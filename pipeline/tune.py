@@ -119,7 +119,8 @@ def main() -> None:
                   staged={tuned_model_path(architecture): copy})
     print(f"{architecture}: best val/accuracy {summary['best_value']:.4f} (trial {summary['best_trial']}); "
           f"{summary['trials']['complete']} complete, {summary['trials']['pruned']} pruned, "
-          f"{summary['trials']['failed']} failed, {summary['trials']['cut']} cut by the clock; epochs {summary['epochs_trained']} of "
+          f"{summary['trials']['failed']} failed, {summary['trials']['cut']} cut by the clock; "
+          f"epochs {summary['epochs_trained']} of "
           f"{summary['epochs_unpruned']} unpruned")
 
 

@@ -11,6 +11,7 @@ import pytest
 from pipeline.lab import STAGES
 from tests.conftest import command_env
 
+
 def listing(folder: Path) -> set[str]:
     return {str(p.relative_to(folder)) for p in folder.rglob("*")}
 
