@@ -56,6 +56,23 @@ def test_outputs_are_complete_disjoint_and_byte_identical_on_rerun(project):
         assert filecmp.cmp(first / split / "tokens.npy", prepared / split / "tokens.npy", shallow=False)
 
 
+def test_vocabulary_counts_exactly_the_training_reviews(project):
+    """Counted independently from the archive: every training review's words, and no other review's."""
+    from collections import Counter
+
+    from pipeline.archive import read_reviews
+    from pipeline.data import tokenize
+
+    prepared = prepare(project)
+    by_name = {r.name: r for r in read_reviews(SMALL_ARCHIVE, progress=False)}
+    counts = {split: Counter(w for n in names(prepared, split) for w in tokenize(by_name[n].text))
+              for split in ("train", "val", "test")}
+    assert dict(load_vocabulary(prepared / "vocab.tsv")) == dict(counts["train"])
+    # Not vacuous: validation and test reviews have words of their own, and none of them is counted.
+    unseen = (set(counts["val"]) | set(counts["test"])) - set(counts["train"])
+    assert len(unseen) > 50 and not unseen & set(dict(load_vocabulary(prepared / "vocab.tsv")))
+
+
 def test_loader_serves_any_maxlen_and_mode(project):
     prepared = prepare(project)
     x, y = load_padded("val", 50, "post", "post", prepared)
