@@ -8,6 +8,7 @@ import copy
 import dataclasses
 import hashlib
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -125,3 +126,58 @@ def test_every_stage_stops_with_exit_2_and_touches_nothing(project: Path, stage,
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"error: params.yaml: {key} = "), result.stderr
     assert tree_digest(project) == before
+
+
+# The documented ranges (docs/configuration.md), written out by hand rather than read from the rules under
+# test: (largest value refused below, smallest accepted, largest accepted, smallest refused above); None
+# where the key has no bound on that side. A rule that drifts from the documentation fails here.
+DOCUMENTED = {
+    "base.seed": (-1, 0, 2**32 - 1, 2**32),
+    "download.timeout": (0, 1e-6, 3600, 3600.5),
+    "download.retries": (-1, 0, 20, 21),
+    "prepare.num_words": (3, 4, 1_000_000, 1_000_001),
+    "prepare.val_fraction": (0, 1e-6, 0.999999, 1),
+    "prepare.limit": (-1, 0, None, None),
+    "train.batch_size": (0, 1, 65_536, 65_537),
+    "train.learning_rate": (0, 1e-9, 10, 10.5),
+    "train.experiments.lstm.maxlen": (0, 1, None, None),  # above: the longest prepared review, checked by train
+    "train.experiments.lstm.units": (0, 1, 4096, 4097),
+    "train.experiments.lstm.embedding_dim": (0, 1, 4096, 4097),
+    "train.experiments.lstm.dropout": (-1e-6, 0, 0.999999, 1),
+    "train.experiments.lstm.epochs": (0, 1, 1000, 1001),
+    "tune.n_trials": (0, 1, 10_000, 10_001),
+    "tune.timeout": (-1, 0, 604_800, 604_801),
+    "tune.warmup_epochs": (-1, 0, 1000, 1001),
+    "tune.heartbeat": (0, 1, 3600, 3601),
+    "evaluate.probe_reviews": (0, 1, 25_000, 25_001),
+    "evaluate.memory_content": (0, 1, 100_000, 100_001),  # evaluate checks it against each maxlen too
+    "speed.rounds": (1, 2, 100, 101),
+    "speed.reviews": (0, 1, 1_000_000, 1_000_001),
+}
+
+
+@pytest.mark.parametrize("key", sorted(DOCUMENTED))
+def test_every_numeric_range_is_the_documented_one(tmp_path, key):
+    refused_low, lowest, highest, refused_high = DOCUMENTED[key]
+    path = tmp_path / "params.yaml"
+    for value in (lowest, highest):
+        if value is not None:
+            path.write_text(yaml.safe_dump(with_value(key, value)))
+            config.load(path)  # accepted
+    for value in (refused_low, refused_high):
+        if value is not None:
+            path.write_text(yaml.safe_dump(with_value(key, value)))
+            with pytest.raises(UserError, match=f"{key} = "):
+                config.load(path)
+
+
+def test_every_key_is_documented_in_the_configuration_reference():
+    table = (ROOT / "docs/configuration.md").read_text()
+    for key, _ in leaves(config.Params, DEFAULTS):
+        generic = key.replace(".lstm.", ".<name>.").replace(".dense.", ".<name>.")
+        if generic.startswith("tune.space."):
+            generic = "tune.space.<name>"
+        assert f"`{generic}`" in table, f"{key} is not in docs/configuration.md"
+    numeric = {re.sub(r"\.experiments\.[^.]+\.", ".experiments.lstm.", k) for k, rule in leaves(config.Params, DEFAULTS)
+               if rule.kind in (int, float) and not k.startswith("tune.space.")}
+    assert numeric <= set(DOCUMENTED), f"numeric keys without a hand-written range: {numeric - set(DOCUMENTED)}"
