@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One entry point for a fresh machine with Python 3.11 and pip.
 #
-#   ./lab.sh pipeline [dvc repro args]   set up, then run the whole DVC pipeline
+#   ./lab.sh pipeline [--jobs N] [-f]    set up, then run the whole DVC pipeline (python -m pipeline.repro:
+#                                        dvc repro per stage, independent stages side by side, one core each)
 #   ./lab.sh test [pytest args]          set up, then run the test suite
 #   ./lab.sh setup                       only create/refresh .venv
 #   ./lab.sh shell                       a shell with .venv active (dvc, mlflow, optuna-dashboard)
@@ -45,7 +46,7 @@ command=${1:-}
 [ $# -gt 0 ] && shift
 case "$command" in
   setup) setup ;;
-  pipeline) setup; dvc repro "$@" ;;
+  pipeline) setup; python -m pipeline.repro "$@" ;;   # dvc repro per stage, independent ones side by side
   test) setup; python -m pytest "$@" ;;
   shell) setup; exec "${SHELL:-bash}" ;;
   *) echo "usage: ./lab.sh {pipeline|test|setup|shell} [args]" >&2; exit 2 ;;

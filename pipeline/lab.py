@@ -20,6 +20,7 @@ STAGES = {
     "register": "register the champion in MLflow's model registry",
     "report": "write reports/comparison.md and .html",
     "predict": "classify review texts with the registered champion",
+    "repro": "the whole pipeline, independent stages side by side (./lab.sh pipeline)",
 }
 
 
@@ -27,7 +28,7 @@ def usage() -> str:
     width = max(map(len, STAGES))
     lines = [f"  {name:<{width}}  {what}" for name, what in STAGES.items()]
     return ("usage: imdb-lab <stage> [options]    (imdb-lab <stage> --help for a stage's options)\n\n"
-            "stages (dvc repro runs them in order; see dvc.yaml):\n" + "\n".join(lines))
+            "stages (dvc repro runs them in order; see dvc.yaml), and repro, which runs them all:\n" + "\n".join(lines))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -263,8 +263,11 @@ TUNE = {"tune.n_trials": 2, "tune.timeout": 0, "tune.warmup_epochs": 0,
 def test_dvc_repro_runs_every_stage_through_the_report(project: Path):
     shrink(project, **TUNE)
     run(["git", "commit", "-qam", "tiny params"], project)
-    result = run(["dvc", "repro"], project, IMDB_ARCHIVE=str(SMALL_ARCHIVE))
+    # Through the parallel runner (./lab.sh pipeline): every stage by `dvc repro --single-item`, two at a time.
+    result = run(["python", "-m", "pipeline.repro", "--jobs", "2"], project, IMDB_ARCHIVE=str(SMALL_ARCHIVE))
     assert "Running stage 'evaluate'" in result.stdout and "Running stage 'report'" in result.stdout
+    assert "== all 20 stages done" in result.stdout and "up to 2 at a time" in result.stdout
+    assert "Data and pipelines are up to date" in run(["dvc", "status"], project).stdout
     assert f"[{FILES}/{FILES}] gru-tuned seed 42: test/accuracy" in result.stdout
 
     evaluation = json.loads((project / "reports/evaluation.json").read_text())

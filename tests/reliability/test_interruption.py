@@ -6,6 +6,7 @@ and the next `dvc repro` completes."""
 from __future__ import annotations
 
 import hashlib
+import re
 import signal
 import subprocess
 import threading
@@ -16,6 +17,7 @@ from pathlib import Path
 import mlflow
 import optuna
 import pytest
+import yaml
 
 from tests.conftest import SHARED_ARCHIVE, SMALL_ARCHIVE, command_env, run, set_params
 from tests.reliability.test_bad_params import tree_digest
@@ -207,3 +209,46 @@ def test_prepare_interrupted_mid_way_leaves_nothing_half_written(project: Path, 
     first = tree_digest(project / "data/prepared")
     run(["dvc", "repro", "-f", "prepare"], project, IMDB_ARCHIVE=str(SHARED_ARCHIVE))
     assert tree_digest(project / "data/prepared") == first  # the same files as an uninterrupted rerun
+
+
+# SIGTERM: the runner turns it into Ctrl-C for each stage (the path Ctrl-C takes too, minus the translation).
+@pytest.mark.parametrize("name", ["SIGTERM"])
+def test_interrupting_the_parallel_runner_stops_every_running_stage(project: Path, name: str):
+    """pipeline.repro with two stages training side by side: a signal to the runner reaches both; their
+    runs end KILLED, DVC records neither, no process is left behind, and the next run completes them."""
+    from tests.test_train import shrink
+
+    shrink(project, epochs=200)  # long enough to be caught mid-training
+    set_params(project, **{"tune.architectures": ["dense"], "tune.n_trials": 1})
+    run(["git", "commit", "-qam", "long epochs"], project)
+    before = yaml.safe_load((project / "dvc.lock").read_text())["stages"]  # the committed full run's
+    worker = start(project, ["python", "-m", "pipeline.repro", "--jobs", "2"], IMDB_ARCHIVE=str(SMALL_ARCHIVE))
+    seen = ""
+    for line in worker.stdout:  # until two train stages are both inside their epochs
+        seen += line
+        if len({row.split("|")[0].strip() for row in seen.splitlines()
+                if row.startswith("train@") and "| Epoch 3/" in row} - finished(seen)) == 2:
+            break
+    else:
+        pytest.fail(f"two stages never trained side by side:\n{seen}")
+    sent, code = SIGNALS[name]
+    worker.send_signal(sent)
+    rest = worker.communicate(timeout=180)[0]
+    assert worker.returncode == code, rest
+    assert rest.strip().splitlines()[-1].startswith(f"error: interrupted ({name}); the stages that were running")
+    interrupted = started(seen + rest) - finished(seen + rest)
+    assert len(interrupted) >= 2 and all(stage.startswith(("train@", "tune@")) for stage in interrupted), rest
+    after = yaml.safe_load((project / "dvc.lock").read_text())["stages"]
+    assert all(after.get(stage) == before.get(stage) for stage in interrupted)  # DVC recorded none of them
+    runs = mlflow_runs(project)
+    assert not runs["RUNNING"] and len(runs["KILLED"]) >= 2
+    left = subprocess.run(["pgrep", "-f", "pipeline.(train|tune) .*"], capture_output=True, text=True).stdout
+    assert not [pid for pid in left.split() if Path(f"/proc/{pid}/cwd").resolve() == project.resolve()]
+
+
+def started(output: str) -> set[str]:
+    return set(re.findall(r"^== (\S+): started", output, re.MULTILINE))
+
+
+def finished(output: str) -> set[str]:
+    return set(re.findall(r"^== (\S+): done", output, re.MULTILINE))
