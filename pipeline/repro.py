@@ -70,16 +70,43 @@ def main() -> None:
     parser.add_argument("--jobs", "-j", type=int, default=int(os.environ.get("LAB_JOBS", len(cores))),
                         help=f"stages at once (default: LAB_JOBS or this machine's cores, {len(cores)}); "
                              "1 = one at a time on every core")
-    parser.add_argument("--force", "-f", action="store_true", help="rerun every stage (dvc repro -f)")
+    parser.add_argument("--force", "-f", action="store_true",
+                        help="rerun the targets even if nothing changed (dvc repro -f); stages they depend on run "
+                             "only if stale")
+    parser.add_argument("targets", nargs="*",
+                        help="stages (train@lstm-1) or stage groups (train) to run, with whatever they depend on; "
+                             "default: every stage")
     arguments = parser.parse_args()
     if arguments.jobs < 1:
         print(f"error: --jobs = {arguments.jobs}: must be at least 1", file=sys.stderr)
         sys.exit(2)
-    sys.exit(run(Path.cwd(), arguments.jobs, arguments.force, cores))
+    sys.exit(run(Path.cwd(), arguments.jobs, arguments.force, cores, arguments.targets))
 
 
-def run(root: Path, jobs: int, force: bool, cores: list[int]) -> int:
-    graph = stage_graph(root)
+def select(graph: dict[str, set[str]], targets: list[str]) -> tuple[dict[str, set[str]], set[str]]:
+    """The part of the graph the targets need (the targets and every stage upstream), and the targets."""
+    if not targets:
+        return graph, set(graph)
+    chosen: set[str] = set()
+    for target in targets:
+        found = {s for s in graph if s == target or s.split("@")[0] == target}
+        if not found:
+            groups = sorted({s.split("@")[0] for s in graph})
+            print(f"error: no stage {target!r} in dvc.yaml; stages: {', '.join(groups)} (or one of their "
+                  "items, e.g. train@lstm-1)", file=sys.stderr)
+            sys.exit(2)
+        chosen |= found
+    needed, frontier = set(chosen), list(chosen)
+    while frontier:
+        for upstream in graph[frontier.pop()]:
+            if upstream not in needed:
+                needed.add(upstream)
+                frontier.append(upstream)
+    return {s: deps & needed for s, deps in graph.items() if s in needed}, chosen
+
+
+def run(root: Path, jobs: int, force: bool, cores: list[int], targets: list[str] | None = None) -> int:
+    graph, forced = select(stage_graph(root), targets or [])
     listed = list(graph)
     done: set[str] = set()
     running: dict[str, Running] = {}
@@ -107,7 +134,7 @@ def run(root: Path, jobs: int, force: bool, cores: list[int]) -> int:
 
     def start(stage: str, slot: int) -> Running:
         command = [sys.executable, "-m", "dvc", "--wait-for-lock", "repro", "--single-item",
-                   *(["--force"] if force else []), stage]
+                   *(["--force"] if force and stage in forced else []), stage]
         if jobs > 1:  # one core per slot; one job keeps every core, like dvc repro
             command = [sys.executable, "-c", PIN, str(cores[slot % len(cores)]), *command]
         process = subprocess.Popen(command, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
