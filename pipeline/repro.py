@@ -50,9 +50,12 @@ def stage_graph(root: Path) -> dict[str, set[str]]:
     """Every stage of the project's dvc.yaml and the stages it depends on, from DVC's own graph."""
     from dvc.repo import Repo
 
+    def name(stage) -> str:  # as `dvc repro` in the project root takes it
+        return stage.name if Path(stage.path) == root.resolve() / "dvc.yaml" else stage.addressing
+
     with Repo(str(root)) as repo:
         graph = repo.index.graph  # an edge runs from a stage to each stage it depends on
-        return {stage.addressing: {dep.addressing for dep in graph.successors(stage)} for stage in graph}
+        return {name(stage): {name(dep) for dep in graph.successors(stage)} for stage in graph}
 
 
 def order(ready: list[str], listed: list[str]) -> list[str]:
