@@ -29,6 +29,14 @@ setup() {
   fi
   local extra=${LAB_EXTRA:-cpu}
   case "$extra" in cpu|gpu) ;; *) echo "error: LAB_EXTRA=$extra: must be cpu or gpu" >&2; exit 2;; esac
+  # The CPU and CUDA builds of TensorFlow are different distributions of one module: installing one over
+  # the other leaves both. Another extra (or another Python) therefore rebuilds .venv from scratch.
+  local installed
+  installed=$(cat .venv/.lab-installed 2>/dev/null || true)
+  if [ -n "$installed" ] && [ "${installed%% *}" != "$extra" ]; then
+    echo "LAB_EXTRA changed (${installed%% *} -> $extra): rebuilding .venv" >&2
+    rm -rf .venv
+  fi
   [ -x .venv/bin/python ] || "$python" -m venv .venv
   local want
   want="$extra $(cat pyproject.toml constraints.txt | sha256sum | cut -c1-16)"
