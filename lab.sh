@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One entry point for a fresh machine with Python 3.11 and pip.
+# One entry point for a fresh machine with Python 3.11, 3.12 or 3.13 and pip (the newest found is used).
 #
 #   ./lab.sh pipeline [--jobs N] [-f]    set up, then run the whole DVC pipeline (python -m pipeline.repro:
 #                                        dvc repro per stage, independent stages side by side, one core each)
@@ -15,22 +15,24 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 setup() {
+  # The newest supported Python found (3.13, 3.12, 3.11; the pins of constraints.txt install on each).
   local python=${PYTHON:-}
   if [ -z "$python" ]; then
-    for candidate in python3.11 python3; do
-      if command -v "$candidate" >/dev/null && "$candidate" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then
+    for candidate in python3.13 python3.12 python3.11 python3; do
+      if command -v "$candidate" >/dev/null 2>&1 &&
+         "$candidate" -c 'import sys; sys.exit(not (3, 11) <= sys.version_info[:2] <= (3, 13))' 2>/dev/null; then
         python=$candidate; break
       fi
     done
   fi
   if [ -z "$python" ]; then
-    echo "error: Python 3.11 not found; install it or set PYTHON=/path/to/python3.11" >&2
+    echo "error: no Python 3.11, 3.12 or 3.13 found; install one or set PYTHON=/path/to/python3" >&2
     exit 2
   fi
   local extra=${LAB_EXTRA:-cpu}
   case "$extra" in cpu|gpu) ;; *) echo "error: LAB_EXTRA=$extra: must be cpu or gpu" >&2; exit 2;; esac
   # The CPU and CUDA builds of TensorFlow are different distributions of one module: installing one over
-  # the other leaves both. Another extra (or another Python) therefore rebuilds .venv from scratch.
+  # the other leaves both. Another extra therefore rebuilds .venv from scratch.
   local installed
   installed=$(cat .venv/.lab-installed 2>/dev/null || true)
   if [ -n "$installed" ] && [ "${installed%% *}" != "$extra" ]; then
