@@ -70,7 +70,11 @@ def main() -> None:
                     "by `dvc repro --single-item`, so what runs is DVC's decision; this only chooses how many "
                     "at once.")
     cores = sorted(os.sched_getaffinity(0))
-    parser.add_argument("--jobs", "-j", type=int, default=int(os.environ.get("LAB_JOBS", len(cores))),
+    jobs = os.environ.get("LAB_JOBS", str(len(cores)))
+    if not jobs.isdigit():
+        print(f"error: LAB_JOBS = {jobs!r}: must be a whole number of stages at once, at least 1", file=sys.stderr)
+        sys.exit(2)
+    parser.add_argument("--jobs", "-j", type=int, default=int(jobs),
                         help=f"stages at once (default: LAB_JOBS or this machine's cores, {len(cores)}); "
                              "1 = one at a time on every core")
     parser.add_argument("--force", "-f", action="store_true",

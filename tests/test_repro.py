@@ -34,6 +34,9 @@ def test_an_unknown_target_or_job_count_is_one_line(project: Path):
         "tune (or one of their items, e.g. train@lstm-1)"]
     zero = run(["python", "-m", "pipeline.repro", "--jobs", "0"], project, check=False)
     assert zero.returncode == 2 and zero.stderr.strip() == "error: --jobs = 0: must be at least 1"
+    word = run(["python", "-m", "pipeline.repro"], project, check=False, LAB_JOBS="two")
+    assert word.returncode == 2 and word.stderr.strip() == (
+        "error: LAB_JOBS = 'two': must be a whole number of stages at once, at least 1")
 
 
 @pytest.mark.parametrize("jobs", ["1"])
