@@ -167,11 +167,14 @@ def test_a_trial_cut_by_the_clock_is_not_pruned_and_its_slot_runs_again(tiny: Pa
     params = config.load(tiny / "params.yaml")
     name = study_name(params, "lstm", check_space(params, "lstm", 10_000))
     storage = f"sqlite:///{tiny / 'optuna.db'}"
+    outputs = {path: path.read_bytes() for path in (tiny / "reports/tuning").glob("lstm*")}  # the committed run's
     result = run(["python", "-m", "pipeline.tune", "--architecture", "lstm"], tiny, check=False)
     assert result.returncode == 2, result.stderr
     last = result.stderr.strip().splitlines()[-1]
     assert "tune.timeout (1 s) stopped it at 0 of 1 trials (1 cut so far" in last and "Traceback" not in result.stderr
-    assert not (tiny / "models/lstm-tuned.keras").exists() and not (tiny / "reports/tuning/lstm.json").exists()
+    # Nothing written: no tuned model, and the summaries already there are left as they were.
+    assert not (tiny / "models/lstm-tuned.keras").exists()
+    assert {path: path.read_bytes() for path in (tiny / "reports/tuning").glob("lstm*")} == outputs
     cut = optuna.load_study(study_name=name, storage=storage).trials[0]
     assert cut.state == optuna.trial.TrialState.FAIL and cut.user_attrs["cut"] == "tune.timeout"
     runs = mlflow.MlflowClient(f"sqlite:///{tiny / 'mlflow.db'}")
