@@ -18,6 +18,22 @@ SHARED_ARCHIVE = Path(
     os.environ.get("IMDB_ARCHIVE") or ROOT.parent / "shared" / "data" / "imdb" / "aclImdb_v1_labelled.tar.gz"
 )
 # A few more than the archive layout needs: git identity for the throwaway repositories.
+# The modules that take minutes (measured: `pytest --durations=0`), longest first. pytest-xdist's
+# --dist loadfile hands whole modules to the two workers in collection order, so starting with the
+# longest lets both workers end together instead of one running a long module alone at the end.
+LONGEST_FIRST = ["reliability/test_interruption.py", "test_pipeline.py", "test_tune.py", "test_serving.py",
+                 "test_train.py", "reliability/test_environment.py", "test_scale_out.py",
+                 "reliability/test_concurrency.py", "test_evaluate.py", "test_prepare.py"]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        module = item.path.relative_to(ROOT / "tests").as_posix()
+        return LONGEST_FIRST.index(module) if module in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)  # stable: the order within a module is kept
+
+
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "tests", "GIT_AUTHOR_EMAIL": "tests@example.invalid",
     "GIT_COMMITTER_NAME": "tests", "GIT_COMMITTER_EMAIL": "tests@example.invalid",

@@ -1,5 +1,5 @@
-"""evaluate: its main() on a small fake project (real models, fake training records), and `dvc repro` of the
-whole pipeline on a tiny slice, end to end."""
+"""evaluate: its main() on a small fake project (real models, fake training records), and evaluate and report
+from partial results. The whole pipeline end to end is test_pipeline.py."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import contextlib
 import csv
 import io
 import json
-import re
 import sys
 from itertools import combinations
 from pathlib import Path
@@ -21,7 +20,7 @@ from pipeline.cli import UserError
 from pipeline.data import Sequences, save_split
 from pipeline.metrics import discordant, mcnemar_exact
 from tests.conftest import ROOT, SMALL_ARCHIVE, run
-from tests.test_train import EXPERIMENTS, SEEDS, client, runs_by_name, shrink
+from tests.test_train import SEEDS, shrink
 
 # The fake project: three probed experiments (named after their architecture), one that is not probed and
 # lacks its third seed, and one tuned model. dense has a longer window than the others (gradients.csv is cut
@@ -252,81 +251,6 @@ def test_a_memory_distance_beyond_a_window_stops_before_any_work(tmp_path: Path,
 
 
 # End to end: the real pipeline on a tiny slice (shrink(): base.seeds SEEDS, the memory probe fitted).
-ARCHITECTURES = ["dense", "simplernn", "lstm", "gru"]
-MODELS = EXPERIMENTS + [f"{a}-tuned" for a in ARCHITECTURES]
-FILES = len(EXPERIMENTS) * len(SEEDS) + len(ARCHITECTURES)  # model files evaluated
-TUNE = {"tune.n_trials": 2, "tune.timeout": 0, "tune.warmup_epochs": 0,
-        "tune.space": {"maxlen": {"low": 20, "high": 60, "log": False}, "units": {"low": 4, "high": 8, "log": False},
-                       "epochs": {"low": 1, "high": 2, "log": False}}}
-
-
-def test_dvc_repro_runs_every_stage_through_the_report(project: Path):
-    shrink(project, **TUNE)
-    run(["git", "commit", "-qam", "tiny params"], project)
-    # Through the parallel runner (./lab.sh pipeline): every stage by `dvc repro --single-item`, two at a time.
-    result = run(["python", "-m", "pipeline.repro", "--jobs", "2"], project, IMDB_ARCHIVE=str(SMALL_ARCHIVE))
-    assert "Running stage 'evaluate'" in result.stdout and "Running stage 'report'" in result.stdout
-    assert "== all 20 stages done" in result.stdout and "up to 2 at a time" in result.stdout
-    assert "Data and pipelines are up to date" in run(["dvc", "status"], project).stdout
-    assert f"[{FILES}/{FILES}] gru-tuned seed 42: test/accuracy" in result.stdout
-
-    evaluation = json.loads((project / "reports/evaluation.json").read_text())
-    assert sorted(evaluation) == sorted([*MODELS, "champion"])
-    for name in MODELS:
-        assert evaluation[name]["n"] == (1 if name.endswith("-tuned") else len(SEEDS))
-        assert 0 <= evaluation[name]["test/accuracy/mean"] <= 1
-        assert (evaluation[name]["test/accuracy/sd"] is None) == name.endswith("-tuned")
-        assert len((project / f"reports/evaluation/confusion/{name}.csv").read_text().splitlines()) == 41
-        assert (project / f"reports/evaluation/roc/{name}.csv").read_text().startswith("fpr,tpr\n")
-    assert evaluation["champion"]["model"] in MODELS
-    replicates = read_csv(project / "reports/evaluation/replicates.csv")
-    assert len(replicates) == FILES
-    assert len(read_csv(project / "reports/evaluation/pairwise.csv")) == 9 * 8 // 2
-    assert "simplernn/final" in (project / "reports/evaluation/gradients.csv").read_text().splitlines()[0]
-    probed = len(ARCHITECTURES) * len(SEEDS)  # every replicate of dense, simplernn, lstm, gru
-    assert len(read_csv(project / "reports/evaluation/gradient_reach.csv")) == probed * 3  # snapshots
-    memory = read_csv(project / "reports/evaluation/memory.csv")
-    assert len(memory) == probed * len(probes.FILLERS) * len({r["distance"] for r in memory})
-    run_info = json.loads((project / "reports/evaluation/run.json").read_text())
-    assert len(run_info["git.commit"]) == 40 and run_info["machine"]["cores"] >= 1
-    speed = json.loads((project / "reports/speed.json").read_text())
-    assert speed["models"] == ARCHITECTURES and all(len(speed["seconds"][m]) == 2 for m in ARCHITECTURES)
-
-    # The report: every section, figures as real PNGs, an HTML page that needs nothing from outside.
-    markdown = (project / "reports/comparison.md").read_text()
-    for heading in ("## Results", "## The tutorial's claims", "## Learning curves", "## Tuning", "## Review lengths"):
-        assert heading in markdown
-    # Every claim is judged from the replicates (two seeds here), none is left "not measured".
-    assert len(re.findall(r"\| (supported|refuted|inconclusive) \|", markdown)) == 5
-    assert "Missing results" not in markdown
-    figures = sorted((project / "reports/figures").glob("*.png"))
-    for figure in figures:
-        data = figure.read_bytes()
-        assert data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) > 5000
-        assert f"](figures/{figure.name})" in markdown
-    page = (project / "reports/comparison.html").read_text()
-    assert page.count('src="data:image/png;base64,') == len(figures)
-    assert not re.search(r"""(src|href)=["']?(https?:)?//""", page) and "<script" not in page and "<link" not in page
-
-    # DVC shows the headline metrics and the plots; MLflow has the test metrics in each model file's runs.
-    shown = json.dumps(json.loads(run(["dvc", "metrics", "show", "--json"], project).stdout))
-    assert "test/accuracy/mean" in shown and "reports/evaluation.json" in shown
-    plots = run(["dvc", "plots", "show", "-o", str(project / "dvc_plots")], project)
-    assert "failed" not in (plots.stdout + plots.stderr).lower()
-    index = (project / "dvc_plots/index.html").read_text()
-    assert "ROC curve" in index and "Gradient reaching each step" in index
-    runs = runs_by_name(project)
-    scored = {(r["model"], r["seed"]): float(r["test/accuracy"]) for r in replicates}
-    assert runs["lstm seed 2"].data.metrics["test/accuracy"] == scored["lstm", "2"]
-    assert runs["tune-gru"].data.metrics["test/accuracy"] == scored["gru-tuned", "42"]
-    artifacts = {a.path for a in client(project).list_artifacts(runs["dense seed 1"].info.run_id)}
-    assert "test_metrics.json" in artifacts
-
-    # Nothing changed: nothing reruns.
-    again = run(["dvc", "repro"], project, IMDB_ARCHIVE=str(SMALL_ARCHIVE))
-    assert "Running stage" not in again.stdout
-
-
 def test_evaluate_and_report_work_from_partial_results(project: Path):
     # Without the full run's committed results, as in a project that never ran tune.
     run(["git", "rm", "-rq", "--ignore-unmatch", "reports/tuning", "metrics/train", "plots/train"], project)
