@@ -9,6 +9,7 @@ disk (Python ignores SIGXFSZ).
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -52,7 +53,9 @@ def built(tmp_path_factory) -> Path:
 def test_a_stage_that_cannot_write_says_so_and_changes_nothing(built: Path, stage: str, condition: str):
     if condition == "read-only":
         if not _can_remount():
-            pytest.skip("needs unshare -m and mount (CAP_SYS_ADMIN)")
+            if os.environ.get("LAB_REQUIRE_REMOUNT") == "1":  # .ci/run: CI machines have it, so it must run
+                pytest.fail("LAB_REQUIRE_REMOUNT=1 but unshare -m and mount are not usable (CAP_SYS_ADMIN)")
+            pytest.skip("needs unshare -m and mount (CAP_SYS_ADMIN); LAB_REQUIRE_REMOUNT=1 makes this a failure")
         wrapper = ["unshare", "-m", "sh", "-c", *READ_ONLY, str(built)]
         expected = "Read-only file system; the project folder and its stores must be writable"
     else:
