@@ -47,11 +47,17 @@ def test_roc_auc_known_values_and_ties():
         roc_auc(np.array([1, 1]), np.array([0.2, 0.3]))
 
 
-def test_roc_curve_runs_from_the_origin_to_the_corner():
+def test_roc_curve_is_exact_from_the_origin_to_the_corner():
     labels = np.array([0, 0, 1, 1])
-    fpr, tpr = roc_curve(labels, np.array([0.1, 0.4, 0.35, 0.8]), points=11)
+    fpr, tpr = roc_curve(labels, np.array([0.1, 0.4, 0.35, 0.8]))  # scikit-learn's doc example, counted by hand:
+    assert fpr.tolist() == [0, 0, 0.5, 0.5, 1] and tpr.tolist() == [0, 0.5, 0.5, 1, 1]  # a step at every score
+    rng = np.random.default_rng(0)
+    labels, scores = rng.integers(0, 2, 500), rng.random(500)
+    fpr, tpr = roc_curve(labels, scores)
     assert (fpr[0], tpr[0]) == (0, 0) and (fpr[-1], tpr[-1]) == (1, 1)
     assert np.all(np.diff(fpr) >= 0) and np.all(np.diff(tpr) >= 0)
+    # Exact: its area is the AUC (trapezoids), which no fixed grid of thresholds gives.
+    assert np.trapezoid(tpr, fpr) == pytest.approx(roc_auc(labels, scores), abs=1e-12)
 
 
 def test_binary_crossentropy_equals_keras():
