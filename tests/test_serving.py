@@ -180,7 +180,11 @@ def test_mlflow_models_serve_answers_raw_text_and_survives_bad_requests(register
         cases = [
             ({"inputs": ["A list of texts works too", ""]}, 200, None),  # an empty review is still a review
             ({"inputs": ["great " * 170_000]}, 200, None),  # a 1 MB review is truncated to maxlen
-            ({"inputs": [3]}, 200, None),  # JSON numbers are read as their text
+            # Only text is a review: null is not the text "None", nor 3 the text "3".
+            ({"inputs": [None]}, 400, "review 0 is not text (null); send one string per review"),
+            ({"inputs": ["fine", None]}, 400, "review 1 is not text (null)"),
+            ({"inputs": [3]}, 400, "review 0 is not text (int)"),
+            ({"inputs": [True, "x"]}, 400, "review 0 is not text (bool)"),
             ({"dataframe_records": [{"text": "x"}]}, 400, "input has no 'review' column"),
             ({"inputs": []}, 400, "missing inputs"),
         ]
