@@ -34,7 +34,7 @@ import numpy as np  # noqa: E402
 import yaml  # noqa: E402
 
 from bench.tutorial import EpochTimer, tutorial_model  # noqa: E402
-from pipeline import tracking  # noqa: E402
+from pipeline import provenance  # noqa: E402
 from pipeline.cli import UserError, run  # noqa: E402
 from pipeline.data import load_split, pad  # noqa: E402
 from pipeline.paths import PREPARED_DIR  # noqa: E402
@@ -131,9 +131,9 @@ def main():
         raise UserError(f"{args.output}: holds seeds {existing.get('seeds')}, epochs {existing.get('epochs')}, "
                         f"limit {existing.get('limit')}; this run has {seeds}, {args.epochs}, {args.limit or None}: "
                         "run with the same settings to merge, or pick another --output")
-    commit, dirty = tracking.git_state(ROOT)
-    head = {"date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"), "machine": tracking.machine(),
-            "git.commit": commit, "git.dirty": dirty, "versions": tracking.versions(),
+    commit, dirty = provenance.git_state(ROOT)
+    head = {"date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"), "machine": provenance.machine(),
+            "git.commit": commit, "git.dirty": dirty, "versions": provenance.versions(),
             "protocol": protocol(args.epochs, args.limit), **settings}
     arrays = tutorial_arrays({MODELS[name][1] for name in args.models}, args.limit)
     for name in args.models:

@@ -232,7 +232,7 @@ def main() -> None:
 
     import keras
 
-    from pipeline import tracking
+    from pipeline import provenance, tracking
     from pipeline.data import load_split
     from pipeline.models import load as load_model
 
@@ -287,18 +287,19 @@ def main() -> None:
     files[PAIRWISE] = pairwise_table(correct)
     files[GRADIENTS], files[GRADIENT_REACH] = gradient_tables(norms)
     files[MEMORY] = csv_text(("model", "seed", "filler", "distance", "accuracy"), memory)
-    commit, dirty = tracking.git_state(Path.cwd())
+    commit, dirty = provenance.git_state(Path.cwd())
     files[EVALUATION_RUN] = tracking.dumps({
-        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "machine": tracking.machine(),
-        "data.sha256": tracking.data_hash(PREPARED_DIR), "git.commit": commit, "git.dirty": dirty,
-        "versions": tracking.versions(), "seeds": list(params.base.seeds), "champion": top["champion"]["model"],
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "machine": provenance.machine(),
+        "data.sha256": provenance.data_hash(PREPARED_DIR), "git.commit": commit, "git.dirty": dirty,
+        "versions": provenance.versions(), "seeds": list(params.base.seeds), "champion": top["champion"]["model"],
         "missing": missing,
     })
     files[EVALUATION] = tracking.dumps(top)
     # All or none; no curve is left of a model that is gone.
     write_outputs(files, replace_folders=(ROC_DIR, CONFUSION_DIR))
 
-    logged = tracking.log_test_metrics(results)
+    test_split = provenance.split_datasets(Path.cwd(), {"test": "testing"})["datasets"][0]
+    logged = tracking.log_test_metrics(results, test_split)
     unlogged = [str(r.path) for r in found if not logged.get(r.path)]
     print(f"test metrics logged to {sum(map(len, logged.values()))} MLflow runs", flush=True)
     if unlogged:

@@ -105,12 +105,12 @@ def main() -> None:
 
     import mlflow
 
-    from pipeline import tracking
+    from pipeline import provenance, tracking
 
     root = tracking.project_root(Path.cwd())
     tracking.start(root, os.environ.get("MLFLOW_TRACKING_URI"))
     client = mlflow.MlflowClient()
-    data = tracking.data_hash(PREPARED_DIR)
+    data = provenance.data_hash(PREPARED_DIR)
     versions = client.search_model_versions(f"name='{REGISTERED_MODEL}'") if _exists(client) else []
     by_hash = {v.tags.get("model.sha256"): v for v in versions}
     current = _alias(client, CHAMPION)
@@ -127,7 +127,7 @@ def main() -> None:
               "not comparable, so it is not compared and loses its alias", flush=True)
     for candidate in found:
         pool.append({"name": candidate.name, "val_accuracy": candidate.val_accuracy,
-                     "sha256": tracking.file_sha256(candidate.path), "candidate": candidate})
+                     "sha256": provenance.file_sha256(candidate.path), "candidate": candidate})
     champion, challenger = rank(pool)
     print(f"best on validation: {found[0].name} ({found[0].val_accuracy:.4f}); current champion: "
           + (f"{current.tags.get('model')} v{current.version} ({float(current.tags['val_accuracy']):.4f})"
@@ -181,18 +181,18 @@ def _register(client, candidate: Candidate, sha256: str, params: Params, data: s
     """Log the servable pyfunc for ``candidate`` in a run of its own and register it."""
     import mlflow
 
-    from pipeline import serving, tracking
+    from pipeline import provenance, serving, tracking
 
     sources = client.search_runs([mlflow.get_experiment_by_name(tracking.EXPERIMENT).experiment_id],
                                  f"tags.`model.sha256` = '{sha256}'", order_by=["attributes.start_time ASC"])
     source_run = sources[0].info.run_id if sources else "unknown"
     settings = {"maxlen": candidate.maxlen, "num_words": params.prepare.num_words,
                 "padding": params.train.padding, "truncating": params.train.truncating}
-    commit, _ = tracking.git_state(Path.cwd())
+    origin = provenance.run_tags(Path.cwd(), stage="register")
     tags = {"model": candidate.name, "val_accuracy": str(candidate.val_accuracy), "model.sha256": sha256,
-            "source_run": source_run, "data.sha256": data, "git.commit": commit}
+            "source_run": source_run, "data.sha256": data, "git.commit": origin["git.commit"]}
     print(f"registering {candidate.name} (source run {source_run})", flush=True)
-    with tracking.started_run(run_name=f"register-{candidate.name}", tags={"stage": "register"} | tags):
+    with tracking.started_run(run_name=f"register-{candidate.name}", tags=origin | tags):
         mlflow.log_params(settings | {"model": candidate.name})
         uri = serving.log_servable(candidate.path, VOCABULARY, settings)
     registered = mlflow.register_model(uri, REGISTERED_MODEL, tags=tags)

@@ -46,7 +46,7 @@ def main() -> None:
     import numpy as np
     import tensorflow as tf
 
-    from pipeline import tracking
+    from pipeline import provenance, tracking
     from pipeline.data import load_split, pad
     from pipeline.models import build
     from pipeline.training import seed_everything
@@ -88,7 +88,7 @@ def main() -> None:
                     "inter_op": tf.config.threading.get_inter_op_parallelism_threads(),
                     "cores_available": len(os.sched_getaffinity(0))},
         "deterministic": params.base.deterministic,
-        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "machine": tracking.machine(),
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "machine": provenance.machine(),
     }
     write_atomic(SPEED, tracking.dumps(result))
     print(f"wrote {SPEED}: median s/epoch " + ", ".join(f"{n} {result['median'][n]:.2f}" for n in order))

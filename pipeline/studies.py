@@ -37,6 +37,7 @@ import mlflow
 import optuna
 import pandas as pd
 
+from pipeline import provenance
 from pipeline.cli import UserError
 from pipeline.config import INTEGER_TUNABLE, Params
 from pipeline.data import load_split
@@ -44,38 +45,30 @@ from pipeline.figures import plt
 from pipeline.locks import StoreLock
 from pipeline.models import VARIABLE_LENGTH, build
 from pipeline.paths import temporary_for, write_outputs
-from pipeline.tracking import EXPERIMENT, OWNER_TAG, file_sha256, owner, owner_is_dead, started_run
+from pipeline.provenance import file_sha256
+from pipeline.tracking import EXPERIMENT, OWNER_TAG, owner, owner_is_dead, started_run
 from pipeline.training import fit, kept_row, seed_everything
 
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
-
-
-class _NoInterruptTraceback(logging.Filter):
-    """Ctrl-C or SIGTERM during a trial: Optuna's "Trial n failed" line, without a traceback."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.exc_info and record.exc_info[0] is KeyboardInterrupt:
-            record.exc_info, record.exc_text = None, None
-        return True
-
-
-logging.getLogger("optuna.study._optimize").addFilter(_NoInterruptTraceback())
 
 
 class TrialCut(Exception):
     """A trial stopped by ``tune.timeout``: recorded as cut (FAIL plus the ``cut`` attribute), never as pruned."""
 
 
-class _NoCutTraceback(logging.Filter):
-    """Optuna warns with a traceback for every caught exception; a cut trial needs one line."""
+class _WithoutTraceback(logging.Filter):
+    """Optuna logs a trial that ended by Ctrl-C, SIGTERM or the clock with a traceback: keep its one line."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.exc_info and record.exc_info[0] is TrialCut:
+        if record.exc_info and record.exc_info[0] in (KeyboardInterrupt, TrialCut):
             record.exc_info, record.exc_text = None, None
         return True
 
 
-logging.getLogger("optuna.study._optimize").addFilter(_NoCutTraceback())
+def _quiet_optuna_tracebacks() -> None:
+    log = logging.getLogger("optuna.study._optimize")
+    if not any(isinstance(f, _WithoutTraceback) for f in log.filters):
+        log.addFilter(_WithoutTraceback())
 
 
 def open_storage(url: str, explicit: bool, heartbeat: int = 30):
@@ -153,6 +146,7 @@ def run_study(params: Params, architecture: str, defaults: dict, storage, name: 
     """Run the study until it has ``tune.n_trials`` finished trials; return its summary, its trials
     table and the best trial's model file. ``trials_only``: an extra worker, which only adds
     trials and returns None (the DVC stage's worker writes the outputs)."""
+    _quiet_optuna_tracebacks()
     tune, train_params = params.tune, params.train
     max_epochs = int(tune.space["epochs"].high) if "epochs" in tune.space else defaults["epochs"]
     try:
@@ -166,6 +160,13 @@ def run_study(params: Params, architecture: str, defaults: dict, storage, name: 
     # Trials of workers that died are failed first, so they neither count nor block the study.
     slots.acquire()
     try:
+        if study.metric_names is None:  # optuna-dashboard then says "val_accuracy", not "Objective 0"
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                study.set_metric_names(["val_accuracy"])
+            study.set_user_attr("name", f"{architecture}, then the first 10 hex digits of a SHA-256 over the search "
+                                        "space, the default experiment, train.*, num_words, base.seed and the pruner: "
+                                        "a changed search starts a new study, an unchanged one continues")
         _fail_dead_trials(study, storage)
         # The default experiment goes first, once; again only if its worker died (a FAIL trial).
         searched = [n for n in tune.space if n != "units" or architecture in VARIABLE_LENGTH]
@@ -177,6 +178,9 @@ def run_study(params: Params, architecture: str, defaults: dict, storage, name: 
     train, val = load_split("train"), load_split("val")
     bucketing = train_params.bucketing and architecture in VARIABLE_LENGTH
     deadline = time.monotonic() + tune.timeout if tune.timeout else math.inf
+    # The same provenance as a training run's, on the study's parent run and every trial's.
+    origin = provenance.run_tags(Path.cwd(), stage=f"tune@{architecture}")
+    datasets = provenance.split_datasets(Path.cwd(), {"train": "training", "val": "validation"})
     (model_dir / name).mkdir(parents=True, exist_ok=True)
 
     def objective(trial: optuna.Trial) -> float:
@@ -185,10 +189,12 @@ def run_study(params: Params, architecture: str, defaults: dict, storage, name: 
         values = _sample(trial, params, defaults, architecture)
         keras.backend.clear_session()  # one graph per trial: memory stays flat over a long study
         seed_everything(params.base.seed + trial.number, params.base.deterministic)
-        child = mlflow.start_run(run_name=f"{architecture}-trial-{trial.number}", nested=True,
-                                 tags={"optuna.study": name, "optuna.trial": str(trial.number), OWNER_TAG: owner()})
+        child = mlflow.start_run(run_name=f"{architecture}-trial-{trial.number}", nested=True, log_system_metrics=True,
+                                 tags=origin | {"optuna.study": name, "optuna.trial": str(trial.number),
+                                                "seed": str(params.base.seed + trial.number), OWNER_TAG: owner()})
         trial.set_user_attr("mlflow_run_id", child.info.run_id)
         mlflow.log_params(values | {"architecture": architecture, "trial": trial.number, "bucketing": bucketing})
+        mlflow.log_inputs(**datasets)
         status = "FAILED"
 
         def report(row: dict) -> None:
@@ -243,7 +249,7 @@ def run_study(params: Params, architecture: str, defaults: dict, storage, name: 
         if not parent_id:
             created = mlflow.MlflowClient().create_run(
                 mlflow.get_experiment_by_name(EXPERIMENT).experiment_id, run_name=f"tune-{architecture}",
-                tags={"optuna.study": name, "stage": f"tune@{architecture}", OWNER_TAG: owner()})
+                tags=origin | {"optuna.study": name, OWNER_TAG: owner()})
             study.set_user_attr("mlflow_parent_run_id", created.info.run_id)
     finally:
         slots.release()
@@ -362,6 +368,8 @@ def _summarize(study: optuna.Study, n_trials: int) -> tuple[dict, pd.DataFrame]:
         "trial_seconds": round(sum(t.duration.total_seconds() for t in finished if t.duration), 1),
     }
     table = study.trials_dataframe(attrs=("number", "value", "state", "params", "user_attrs", "duration"))
+    # A study with a named metric calls the column value_<name>: the table keeps its one name, "value".
+    table = table.rename(columns={f"value_{n}": "value" for n in study.metric_names or []})
     # Where this host keeps trial models says nothing about the results: keep it out of the report.
     table = table.drop(columns=["user_attrs_model_path"], errors="ignore")
     return summary, table

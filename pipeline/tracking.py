@@ -18,13 +18,10 @@ started on the same host marks them KILLED (:func:`close_orphans`).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
-import platform
 import socket
-import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
@@ -42,6 +39,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from pipeline.cli import UserError, environment_problem
 from pipeline.locks import StoreLock
+from pipeline.provenance import file_sha256
 
 
 class _OneLineDatabaseErrors(logging.Filter):
@@ -53,13 +51,12 @@ class _OneLineDatabaseErrors(logging.Filter):
         return True
 
 
-logging.getLogger("mlflow.store.db.utils").addFilter(_OneLineDatabaseErrors())
 
 EXPERIMENT = "imdb-sentiment"
 DATABASE = "mlflow.db"
 ARTIFACTS = "mlruns"
 OWNER_TAG = "lab.owner"
-CODE = ("pipeline", "params.yaml", "dvc.yaml", "pyproject.toml", "constraints.txt")  # what decides a run's results
+KIND_TAG, KIND = "mlflow.experimentKind", "custom_model_development"
 
 
 def project_root(directory: Path) -> Path:
@@ -77,6 +74,10 @@ def start(root: Path, tracking_uri: str | None) -> str:
     A store that cannot be used stops here, before any training, with one line.
     """
     uri = tracking_uri or f"sqlite:///{root / DATABASE}"
+    logging.getLogger("mlflow.system_metrics").setLevel(logging.WARNING)  # not three lines per run
+    database_log = logging.getLogger("mlflow.store.db.utils")
+    if not any(isinstance(f, _OneLineDatabaseErrors) for f in database_log.filters):
+        database_log.addFilter(_OneLineDatabaseErrors())
     where = f"MLFLOW_TRACKING_URI = {redact(uri)!r}" if tracking_uri else f"MLflow store {uri}"
     if uri.startswith(("http://", "https://")):
         # MLflow's own client retries an unreachable server for minutes; ask once, briefly.
@@ -134,8 +135,9 @@ def close_orphans() -> None:
 
 @contextmanager
 def started_run(**kwargs) -> Iterator[mlflow.ActiveRun]:
-    """``mlflow.start_run`` that tags the run with its owner and ends it KILLED on Ctrl-C or SIGTERM."""
-    with mlflow.start_run(**kwargs) as active:
+    """``mlflow.start_run`` that tags the run with its owner, records system metrics (CPU, memory, every
+    10 s) and ends the run KILLED on Ctrl-C or SIGTERM."""
+    with mlflow.start_run(**{"log_system_metrics": True} | kwargs) as active:
         mlflow.set_tag(OWNER_TAG, owner())
         try:
             yield active
@@ -167,98 +169,39 @@ def _ensure_experiment(root: Path, tracking_uri: str | None) -> None:
             mlflow.create_experiment(EXPERIMENT, artifact_location=location)
         except mlflow.exceptions.MlflowException:
             pass  # created meanwhile by a parallel stage
-    mlflow.set_experiment(EXPERIMENT)
+    experiment = mlflow.set_experiment(EXPERIMENT)
+    if experiment.tags.get(KIND_TAG) != KIND:
+        # MLflow 3 opens an experiment without this tag on its GenAI overview (traces), not on the runs.
+        mlflow.set_experiment_tag(KIND_TAG, KIND)
 
 
-def git_state(root: Path) -> tuple[str, bool]:
-    """(commit, dirty) of the repository at ``root``; ("unknown", True) outside git.
+def log_test_metrics(results: dict[Path, dict], test_dataset=None) -> dict[Path, list[str]]:
+    """Log each model's test metrics into every run tagged with its file's hash; return the run ids per model.
 
-    Dirty means the code, params or pipeline differ from the commit; the pipeline's own
-    outputs (metrics, reports, dvc.lock) change during every run and do not count.
+    Where that run logged the model (train replicates), the metrics are attached to the logged model
+    too, so MLflow's Models view shows them; ``test_dataset`` (an MLflow dataset) is named as the
+    run's "testing" input and as the dataset the metrics were computed on.
     """
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True)
-        status = subprocess.run(["git", "status", "--porcelain", "--", *CODE], cwd=root, capture_output=True,
-                                text=True, check=True)
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown", True
-    return commit.stdout.strip(), bool(status.stdout.strip())
+    from mlflow.entities import DatasetInput, InputTag
 
-
-def data_hash(prepared_dir: Path) -> str:
-    """SHA-256 over the prepared files (names and bytes): which data a run saw."""
-    digest = hashlib.sha256()
-    for path in sorted(p for p in prepared_dir.rglob("*") if p.is_file()):
-        digest.update(str(path.relative_to(prepared_dir)).encode() + b"\0")
-        digest.update(path.read_bytes())
-    return digest.hexdigest()
-
-
-def file_sha256(path: Path) -> str:
-    """The hash that ties a saved model to the MLflow runs that made it (tag model.sha256)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def run_tags(*, commit: str, dirty: bool, stage: str | None, exp_name: str | None, data: str, seed: int) -> dict:
-    tags = {
-        "git.commit": commit,
-        "git.dirty": str(dirty).lower(),
-        "data.sha256": data,
-        "seed": str(seed),
-    } | {f"version.{name}": version for name, version in versions().items()}
-    if stage:
-        tags["dvc.stage"] = stage
-    if exp_name:
-        tags["dvc.exp_name"] = exp_name
-    return tags
-
-
-def versions() -> dict[str, str]:
-    import tensorflow as tf
-
-    return {"tensorflow": tf.__version__, "keras": keras.__version__, "mlflow": mlflow.__version__,
-            "python": platform.python_version()}
-
-
-def machine() -> dict:
-    """What the numbers were measured on: CPU model, cores, memory, accelerators."""
-    import os
-
-    import tensorflow as tf
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        cpuinfo = Path("/proc/cpuinfo").read_text()
-        cpu = next(line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    try:
-        kib = int(next(line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines()
-                       if line.startswith("MemTotal")))
-        memory = round(kib / 2**20, 1)
-    except (OSError, StopIteration):
-        memory = None
-    gpus = [device.name for device in tf.config.list_physical_devices("GPU")]
-    return {"cpu": cpu, "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
-            "memory_gib": memory, "gpus": gpus, "platform": platform.platform()}
-
-
-def log_test_metrics(results: dict[Path, dict]) -> dict[Path, list[str]]:
-    """Log each model's test metrics into every run tagged with its file's hash; return the run ids per model."""
     client = mlflow.MlflowClient()
     experiment = mlflow.get_experiment_by_name(EXPERIMENT)
     logged: dict[Path, list[str]] = {}
     for path, metrics in results.items():
         runs = client.search_runs([experiment.experiment_id], f"tags.`model.sha256` = '{file_sha256(path)}'")
         for found in runs:
+            run_id = found.info.run_id
+            models = client.search_logged_models([experiment.experiment_id],
+                                                 filter_string=f"source_run_id = '{run_id}'")
+            on = {"model_id": models[0].model_id} if models else {}
+            if test_dataset is not None:
+                on |= {"dataset_name": test_dataset.name, "dataset_digest": test_dataset.digest}
+                client.log_inputs(run_id, datasets=[DatasetInput(
+                    test_dataset._to_mlflow_entity(), tags=[InputTag("mlflow.data.context", "testing")])])
             timestamp = int(time.time() * 1000)
-            client.log_batch(found.info.run_id, metrics=[
-                Metric(key, float(value), timestamp, 0) for key, value in metrics.items()])
-            client.log_dict(found.info.run_id, metrics, "test_metrics.json")
+            client.log_batch(run_id, metrics=[Metric(key, float(value), timestamp, 0, **on)
+                                              for key, value in metrics.items()])
+            client.log_dict(run_id, metrics, "test_metrics.json")
         logged[path] = [found.info.run_id for found in runs]
     return logged
 

@@ -28,7 +28,6 @@ from pipeline.cli import UserError, run
 from pipeline.config import ExperimentParams, Params
 from pipeline.data import load_stats
 from pipeline.paths import (
-    PREPARED_DIR,
     model_path,
     temporary_for,
     train_gradients_path,
@@ -122,7 +121,7 @@ def main() -> None:
     # Heavy imports only once the inputs are known to be good.
     import mlflow
 
-    from pipeline import figures, probes, tracking
+    from pipeline import figures, probes, provenance, tracking
     from pipeline.data import load_split, pad
     from pipeline.models import build
     from pipeline.training import fit, seed_everything, summarize
@@ -135,11 +134,8 @@ def main() -> None:
     probe_x, probe_y = pad(probe, experiment.maxlen, padding, truncating), probe.labels.astype("float32")
     root = tracking.project_root(Path.cwd())
     uri = tracking.start(root, os.environ.get("MLFLOW_TRACKING_URI"))
-    commit, dirty = tracking.git_state(Path.cwd())
-    tags = tracking.run_tags(
-        commit=commit, dirty=dirty, stage=os.environ.get("DVC_STAGE") or f"train@{name}-{seed}",
-        exp_name=os.environ.get("DVC_EXP_NAME"), data=tracking.data_hash(PREPARED_DIR), seed=seed,
-    ) | {"lab.experiment": name}  # groups the replicates: `mlflow ui` can group or filter runs by this tag
+    # lab.experiment groups the replicates: `mlflow ui` can group or filter runs by this tag.
+    tags = provenance.run_tags(Path.cwd(), stage=f"train@{name}-{seed}", seed=seed) | {"lab.experiment": name}
 
     print(f"training {name} seed {seed} ({experiment.architecture}, maxlen {experiment.maxlen}, "
           f"{experiment.epochs} epochs, keep {params.train.keep}) on {len(train):,} reviews, validating on "
@@ -147,6 +143,7 @@ def main() -> None:
     started = time.perf_counter()
     with tracking.started_run(run_name=f"{name} seed {seed}", tags=tags) as active:
         mlflow.log_params(settings)
+        mlflow.log_inputs(**provenance.split_datasets(Path.cwd(), {"train": "training", "val": "validation"}))
         model = build(
             experiment.architecture, optimizer=params.train.optimizer, learning_rate=params.train.learning_rate,
             num_words=params.prepare.num_words, embedding_dim=experiment.embedding_dim,
@@ -185,7 +182,7 @@ def main() -> None:
                        train_metrics_path(name, seed): tracking.dumps(metrics),
                        train_gradients_path(name, seed): gradients_csv({k: list(v) for k, v in gradients.items()})},
                       staged={saved: partial})
-        mlflow.set_tag("model.sha256", tracking.file_sha256(saved))  # how evaluate finds this run
+        mlflow.set_tag("model.sha256", provenance.file_sha256(saved))  # how evaluate finds this run
 
         mlflow.log_artifact(str(train_history_path(name, seed)))
         mlflow.log_artifact(str(train_gradients_path(name, seed)))
