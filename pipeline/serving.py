@@ -76,6 +76,9 @@ class SentimentModel(mlflow.pyfunc.PythonModel):
         self.maxlen, self.padding, self.truncating = settings["maxlen"], settings["padding"], settings["truncating"]
         self.index = word_index(load_vocabulary(Path(context.artifacts["vocabulary"])), settings["num_words"])
         self.model = keras.models.load_model(context.artifacts["keras_model"], safe_mode=True)
+        # XLA compiles the recurrent loop into one kernel: one review in about 1.5 ms instead of 21 ms
+        # (LSTM over 500 steps, bench/serving.py); probabilities agree with Keras' to about 1e-7.
+        self.model.jit_compile = True
 
     def encode(self, reviews: list[str]) -> np.ndarray:
         from pipeline.data import Sequences, encode, pad, tokenize
@@ -89,13 +92,20 @@ class SentimentModel(mlflow.pyfunc.PythonModel):
         if not reviews:
             return pd.DataFrame({"probability": np.zeros(0), "label": np.array([], dtype=object)})
         encoded = self.encode(reviews)
-        # predict_on_batch runs the compiled predict step directly: Keras' predict() builds a dataset and an
-        # epoch iterator per call, about 50 ms of overhead that dominated a single review (bench/serving.py).
-        probabilities = np.concatenate([
-            np.asarray(self.model.predict_on_batch(encoded[start:start + PREDICT_BATCH])).reshape(-1)
-            for start in range(0, len(encoded), PREDICT_BATCH)]).astype(np.float64)
+        probabilities = np.concatenate([self._predict(encoded[start:start + PREDICT_BATCH])
+                                        for start in range(0, len(encoded), PREDICT_BATCH)]).astype(np.float64)
         return pd.DataFrame({"probability": probabilities,
                              "label": np.where(probabilities >= 0.5, "positive", "negative")})
+
+
+    def _predict(self, batch: np.ndarray) -> np.ndarray:
+        """predict_on_batch runs the compiled step directly (Keras' predict() builds a dataset and an iterator
+        per call, about 50 ms). The batch is padded to a power of two: XLA compiles once per batch shape, so at
+        most 9 shapes (1 to 256), each compiled on first use; the padding rows are dropped."""
+        size = 1 << (len(batch) - 1).bit_length()
+        padded = np.zeros((size, batch.shape[1]), dtype=batch.dtype)
+        padded[:len(batch)] = batch
+        return np.asarray(self.model.predict_on_batch(padded)).reshape(-1)[:len(batch)]
 
 
 def log_servable(keras_path: Path, vocabulary: Path, settings: dict) -> str:
