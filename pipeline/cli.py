@@ -6,7 +6,9 @@ import errno
 import re
 import signal
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 # What the machine, not the input, refused: said in one line too, with what to do.
 NO_SPACE = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
@@ -59,6 +61,27 @@ def run(main: Callable[[], None]) -> None:
         print(f"error: interrupted ({received[0].name}); outputs were left as they were before this run",
               file=sys.stderr)
         sys.exit(128 + received[0])
+
+
+@contextmanager
+def unwinding() -> Iterator[None]:
+    """Cleanup after a Ctrl-C or SIGTERM (ending MLflow runs KILLED) that no further signal can cut short.
+
+    The stage has caught its KeyboardInterrupt, so :func:`run` stops raising it again every 5 s, and
+    a SIGINT or SIGTERM arriving meanwhile is dropped: the stage is stopping anyway. A second
+    KeyboardInterrupt in the middle of ``mlflow.end_run`` would leave the run to ``start_run``'s
+    exit, which ends it FAILED, not KILLED.
+    """
+    signal.setitimer(signal.ITIMER_REAL, 0)
+    if threading.current_thread() is not threading.main_thread():  # only the main thread gets signals
+        yield
+        return
+    held = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGALRM)}
+    try:
+        yield
+    finally:
+        for number, handler in held.items():
+            signal.signal(number, handler)
 
 
 def environment_problem(error: BaseException) -> str | None:

@@ -38,7 +38,7 @@ import optuna
 import pandas as pd
 
 from pipeline import provenance
-from pipeline.cli import UserError
+from pipeline.cli import UserError, unwinding
 from pipeline.config import INTEGER_TUNABLE, Params
 from pipeline.data import load_split
 from pipeline.figures import plt
@@ -237,10 +237,12 @@ def run_study(params: Params, architecture: str, defaults: dict, storage, name: 
             status = "KILLED"
             raise
         except KeyboardInterrupt:
-            status = "KILLED"  # Ctrl-C or SIGTERM; Optuna fails the trial and the next run redoes its slot
+            # Ctrl-C or SIGTERM; Optuna fails the trial and the next run redoes its slot
+            with unwinding():
+                mlflow.end_run("KILLED")
             raise
         finally:
-            mlflow.end_run(status)
+            mlflow.end_run(status)  # no-op once ended above
 
     # One parent run per study, whichever worker comes first makes it.
     slots.acquire()

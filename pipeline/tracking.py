@@ -37,7 +37,7 @@ from mlflow.entities import Metric
 from mlflow.models import infer_signature
 from sqlalchemy.exc import SQLAlchemyError
 
-from pipeline.cli import UserError, environment_problem
+from pipeline.cli import UserError, environment_problem, unwinding
 from pipeline.locks import StoreLock
 from pipeline.provenance import file_sha256
 
@@ -142,7 +142,8 @@ def started_run(**kwargs) -> Iterator[mlflow.ActiveRun]:
         try:
             yield active
         except KeyboardInterrupt:
-            mlflow.end_run("KILLED")
+            with unwinding():
+                mlflow.end_run("KILLED")
             raise
 
 
