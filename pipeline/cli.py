@@ -30,6 +30,7 @@ def run(main: Callable[[], None]) -> None:
     128 + the signal number.
     """
     received = [signal.SIGINT]
+    _written[0] = False
 
     def interrupt(signum, frame):
         received[0] = signal.Signals(signum)
@@ -58,9 +59,41 @@ def run(main: Callable[[], None]) -> None:
         sys.exit(2)
     except KeyboardInterrupt:
         signal.setitimer(signal.ITIMER_REAL, 0)
-        print(f"error: interrupted ({received[0].name}); outputs were left as they were before this run",
-              file=sys.stderr)
+        if _written[0]:
+            print(f"error: interrupted ({received[0].name}) after this run had written its outputs; DVC recorded "
+                  "nothing, so the next dvc repro runs the stage again", file=sys.stderr)
+        else:
+            print(f"error: interrupted ({received[0].name}); outputs were left as they were before this run",
+                  file=sys.stderr)
         sys.exit(128 + received[0])
+
+
+_written = [False]
+
+
+def outputs_written() -> None:
+    """Say that the stage's outputs are in place: an interrupt from here on (while it logs to MLflow,
+    say) is reported as coming after them, not as having left the previous outputs."""
+    _written[0] = True
+
+
+@contextmanager
+def signals_deferred() -> Iterator[None]:
+    """Run the block to its end: a Ctrl-C, SIGTERM or :func:`run`'s re-raise arriving meanwhile takes
+    effect when it is over. For the renames that put outputs in place, all or none."""
+    if threading.current_thread() is not threading.main_thread():  # only the main thread gets signals
+        yield
+        return
+    arrived: list[int] = []
+    held = {s: signal.signal(s, lambda number, frame: arrived.append(number))
+            for s in (signal.SIGINT, signal.SIGTERM, signal.SIGALRM)}
+    try:
+        yield
+    finally:
+        for number, handler in held.items():
+            signal.signal(number, handler)
+        if arrived:
+            signal.raise_signal(arrived[0])
 
 
 @contextmanager

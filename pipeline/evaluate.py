@@ -46,7 +46,7 @@ import numpy as np
 
 from pipeline import config, probes
 from pipeline.claims import describe
-from pipeline.cli import UserError, run
+from pipeline.cli import UserError, outputs_written, run
 from pipeline.config import Params
 from pipeline.data import load_stats, pad
 from pipeline.metrics import classification, discordant, mcnemar_exact, roc_curve
@@ -297,6 +297,7 @@ def main() -> None:
     files[EVALUATION] = tracking.dumps(top)
     # All or none; no curve is left of a model that is gone.
     write_outputs(files, replace_folders=(ROC_DIR, CONFUSION_DIR))
+    outputs_written()
 
     test_split = provenance.split_datasets(Path.cwd(), {"test": "testing"})["datasets"][0]
     logged = tracking.log_test_metrics(results, test_split)

@@ -4,6 +4,8 @@ where DVC runs each stage; dvc.yaml names the same paths."""
 import os
 from pathlib import Path
 
+from pipeline.cli import signals_deferred
+
 RAW_ARCHIVE = Path("data/raw/aclImdb_v1.tar.gz")
 PREPARED_DIR = Path("data/prepared")
 VOCABULARY = PREPARED_DIR / "vocab.tsv"
@@ -121,9 +123,10 @@ def write_outputs(files: dict[Path, str | bytes], *, staged: dict[Path, Path] | 
             folder.rmdir()
         raise
     keep = set(staged) | set(staged.values())
-    for folder in replace_folders:
-        for stale in folder.glob("*"):
-            if stale.is_file() and stale not in keep:
-                stale.unlink()
-    for path, temporary in staged.items():
-        os.replace(temporary, path)
+    with signals_deferred():  # an interrupt cannot land between two renames
+        for folder in replace_folders:
+            for stale in folder.glob("*"):
+                if stale.is_file() and stale not in keep:
+                    stale.unlink()
+        for path, temporary in staged.items():
+            os.replace(temporary, path)

@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from pipeline import config
 from pipeline.archive import Review, read_reviews
-from pipeline.cli import run
+from pipeline.cli import run, signals_deferred
 from pipeline.data import OOV, Sequences, build_vocabulary, encode, save_split, stratified_split, tokenize, word_index
 from pipeline.paths import PREPARED_DIR, RAW_ARCHIVE, SPLITS, STATS, VOCABULARY, split_dir
 
@@ -114,9 +114,10 @@ def _write_staging(staging: Path, splits: dict, tokens: dict, index: dict, vocab
 def _swap_in(staging: Path, target: Path) -> None:
     old = target.with_name(target.name + ".old")
     shutil.rmtree(old, ignore_errors=True)
-    if target.exists():
-        target.rename(old)
-    staging.rename(target)
+    with signals_deferred():  # an interrupt cannot land between the two renames
+        if target.exists():
+            target.rename(old)
+        staging.rename(target)
     shutil.rmtree(old, ignore_errors=True)
 
 

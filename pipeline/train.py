@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 from pipeline import config
-from pipeline.cli import UserError, run
+from pipeline.cli import UserError, outputs_written, run
 from pipeline.config import ExperimentParams, Params
 from pipeline.data import load_stats
 from pipeline.paths import (
@@ -182,6 +182,7 @@ def main() -> None:
                        train_metrics_path(name, seed): tracking.dumps(metrics),
                        train_gradients_path(name, seed): gradients_csv({k: list(v) for k, v in gradients.items()})},
                       staged={saved: partial})
+        outputs_written()
         mlflow.set_tag("model.sha256", provenance.file_sha256(saved))  # how evaluate finds this run
 
         mlflow.log_artifact(str(train_history_path(name, seed)))

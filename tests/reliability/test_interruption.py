@@ -56,7 +56,8 @@ def mlflow_runs(project: Path) -> dict[str, list]:
     client = mlflow.MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("imdb-sentiment")
     runs = client.search_runs([experiment.experiment_id], order_by=["attributes.start_time ASC"])
-    return {status: [r for r in runs if r.info.status == status] for status in ("RUNNING", "KILLED", "FINISHED", "FAILED")}
+    return {status: [r for r in runs if r.info.status == status]
+            for status in ("RUNNING", "KILLED", "FINISHED", "FAILED")}
 
 
 class SlowArchive(BaseHTTPRequestHandler):
