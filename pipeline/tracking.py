@@ -101,8 +101,12 @@ def start(root: Path, tracking_uri: str | None) -> str:
 
 
 def owner() -> str:
-    """Which process this is, in a form another process on this host can check: host:pid:start time."""
-    return f"{socket.gethostname()}:{os.getpid()}:{_start_time(os.getpid())}"
+    """Which process this is, in a form another process can check: host:pid:start time:process table.
+
+    The last part names the process table this pid belongs to (the kernel's boot id and the PID
+    namespace): containers sharing a host name each have their own, and another table's pids say
+    nothing about ours."""
+    return f"{socket.gethostname()}:{os.getpid()}:{_start_time(os.getpid())}:{_process_table()}"
 
 
 def _start_time(pid: int) -> str:
@@ -112,12 +116,23 @@ def _start_time(pid: int) -> str:
         return "?"
 
 
+def _process_table() -> str:
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        return f"{boot}/{os.stat('/proc/self/ns/pid').st_ino}"
+    except OSError:
+        return "?"
+
+
 def owner_is_dead(tag: str) -> bool:
-    """True when ``tag`` names a process of this host that no longer runs; False when alive or unknowable."""
-    host, _, rest = tag.partition(":")
-    pid, _, started = rest.partition(":")
-    if host != socket.gethostname() or not pid.isdigit() or started == "?":
-        return False  # another host's process: its heartbeat (Optuna) or its owner has to tell
+    """True when ``tag`` names a process of this process table that no longer runs; False when alive or
+    unknowable (another host or container: its heartbeat (Optuna) or its owner has to tell)."""
+    host, pid, started, table = (tag.split(":", 3) + ["", "", ""])[:4]
+    if table:
+        if table != _process_table() or "?" in (table, started) or not pid.isdigit():
+            return False
+    elif host != socket.gethostname() or not pid.isdigit() or started == "?":  # a tag from before the table
+        return False
     return _start_time(int(pid)) != started  # gone, or the pid now belongs to a newer process
 
 

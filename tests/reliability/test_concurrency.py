@@ -170,3 +170,21 @@ def test_trial_slots_are_handed_out_exactly_once(tmp_path: Path):
     trials = optuna.load_study(study_name="slots", storage=_storage({"OPTUNA_STORAGE": url})).trials
     assert len(trials) == 40 and all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
     assert len({t.user_attrs["owner"] for t in trials}) == 4
+
+
+def test_a_dead_owner_is_recognised_only_in_its_own_process_table():
+    """Runs and trials of a dead process are closed by the next process that can see its process table,
+    never by a container that merely shares the host name (its pids are another table's)."""
+    import socket
+
+    from pipeline.tracking import _process_table, owner, owner_is_dead
+
+    child = subprocess.Popen(["true"])
+    child.wait()
+    host, here = socket.gethostname(), _process_table()
+    assert here != "?" and owner().endswith(f":{here}")
+    assert not owner_is_dead(owner())  # this process, alive
+    assert owner_is_dead(f"{host}:{child.pid}:12345:{here}")  # gone, same table
+    assert not owner_is_dead(f"{host}:{child.pid}:12345:other-boot-id/4026531836")  # same host name, other table
+    assert owner_is_dead(f"{host}:{child.pid}:12345")  # a tag written before the table was recorded
+    assert not owner_is_dead(f"other-host:{child.pid}:12345")
