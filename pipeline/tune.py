@@ -69,6 +69,8 @@ def study_name(params: Params, architecture: str, defaults: dict) -> str:
         "seed": params.base.seed,
         "pruner": [params.tune.pruner, params.tune.warmup_epochs],
     }
+    if not params.base.deterministic:  # added later, so only when off: the default studies keep their names
+        shape["deterministic"] = False
     digest = hashlib.sha256(json.dumps(shape, sort_keys=True, default=str).encode()).hexdigest()[:10]
     return f"{architecture}-{digest}"
 

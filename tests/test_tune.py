@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import time
@@ -14,7 +15,7 @@ import pytest
 
 from pipeline import config
 from pipeline.tune import check_space, study_name
-from tests.conftest import SMALL_ARCHIVE, command_env, free_port, listening_hosts, run, set_params
+from tests.conftest import ROOT, SMALL_ARCHIVE, command_env, free_port, listening_hosts, run, set_params
 
 SPACE = {"maxlen": {"low": 20, "high": 60, "log": False}, "units": {"low": 4, "high": 8, "log": False},
          "epochs": {"low": 3, "high": 4, "log": False}}
@@ -195,3 +196,14 @@ def test_a_trial_cut_by_the_clock_is_not_pruned_and_its_slot_runs_again(tiny: Pa
     assert trials[1].user_attrs["default"] is True
     summary = json.loads((tiny / "reports/tuning/lstm.json").read_text())
     assert summary["trials"] == {"complete": 1, "pruned": 0, "failed": 0, "cut": 1}
+
+
+def test_the_study_name_changes_with_determinism_and_keeps_the_committed_names():
+    """Trials trained without op determinism are another study; the committed studies keep their names."""
+    params = config.load(ROOT / "params.yaml")
+    for architecture in params.tune.architectures:
+        committed = json.loads((ROOT / "reports" / "tuning" / f"{architecture}.json").read_text())["study"]
+        assert study_name(params, architecture, check_space(params, architecture, 10_000)) == committed
+    loose = dataclasses.replace(params, base=dataclasses.replace(params.base, deterministic=False))
+    defaults = check_space(loose, "lstm", 10_000)
+    assert study_name(loose, "lstm", defaults) != study_name(params, "lstm", defaults)
