@@ -48,6 +48,11 @@ def run(main: Callable[[], None]) -> None:
     signal.signal(signal.SIGALRM, again)
     try:
         main()
+        # Done, outputs written: a signal during the interpreter's shutdown (seconds, with TensorFlow's
+        # threads) would kill the process after its work was complete and make DVC discard the stage.
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        for number in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(number, signal.SIG_IGN)
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)

@@ -44,7 +44,10 @@ def command_env(**extra: str) -> dict[str, str]:
     """Environment for running the project's commands: this interpreter's bin first on PATH."""
     env = {k: v for k, v in os.environ.items() if k not in ("IMDB_ARCHIVE", "MLFLOW_TRACKING_URI", "OPTUNA_STORAGE")}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    env |= GIT_ENV | {"DVC_NO_ANALYTICS": "1", "PYTHONUNBUFFERED": "1"} | extra
+    # MLflow 3's server also starts a job runner and three huey consumers (its GenAI jobs, unused here):
+    # 4 processes importing mlflow for every `mlflow ui` / `mlflow server` the tests start.
+    env |= GIT_ENV | {"DVC_NO_ANALYTICS": "1", "PYTHONUNBUFFERED": "1",
+                      "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"} | extra
     return env
 
 

@@ -1,5 +1,5 @@
 """Registry and raw-text prediction: the register stage, the pyfunc, `pipeline.predict` and a real
-`mlflow models serve` on 127.0.0.1, on a project trained on 100 reviews per split and class."""
+`mlflow models serve` on 127.0.0.1, on a project trained on the test archive's 40 reviews per split and class."""
 
 from __future__ import annotations
 
@@ -17,20 +17,19 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.conftest import SHARED_ARCHIVE, command_env, free_port, listening_hosts, make_project, run, set_params
-
-pytestmark = pytest.mark.skipif(not SHARED_ARCHIVE.is_file(), reason="needs the labelled archive (IMDB_ARCHIVE)")
+from tests.conftest import SMALL_ARCHIVE, command_env, free_port, listening_hosts, make_project, run, set_params
 
 
 @pytest.fixture(scope="module")
 def registered(tmp_path_factory) -> Path:
-    """dense and lstm, two seeds each, trained on 100 reviews per split and class, then registered."""
+    """dense and lstm, two seeds each, trained on the 40 reviews per split and class of the
+    test archive, then registered."""
     project = make_project(tmp_path_factory.mktemp("serving"))
-    set_params(project, **{"prepare.limit": 100, "prepare.num_words": 2000, "base.seeds": [1, 2],
+    set_params(project, **{"prepare.limit": 40, "prepare.num_words": 2000, "base.seeds": [1, 2],
                            "train.experiments.dense.epochs": 2, "train.experiments.lstm.epochs": 1,
                            "train.experiments.lstm.maxlen": 120, "evaluate.probe_reviews": 16})
     run(["dvc", "repro", "train@dense-1", "train@dense-2", "train@lstm-1", "train@lstm-2"], project,
-        IMDB_ARCHIVE=str(SHARED_ARCHIVE))
+        IMDB_ARCHIVE=str(SMALL_ARCHIVE))
     run(["python", "-m", "pipeline.register"], project)
     return project
 
@@ -113,9 +112,9 @@ def test_pyfunc_on_raw_text_equals_the_keras_model_on_prepared_arrays(registered
     x, _ = load_padded("test", model.input_shape[1], prepared_dir=registered / "data/prepared")
     expected = model.predict(x, verbose=0).reshape(-1)
     names = (registered / "data/prepared/test/names.txt").read_text().split()
-    texts = {r.name: r.text for r in read_reviews(registered / "data/raw/aclImdb_v1.tar.gz", limit=100)
+    texts = {r.name: r.text for r in read_reviews(registered / "data/raw/aclImdb_v1.tar.gz", limit=40)
              if r.split == "test"}
-    assert len(names) == 200
+    assert len(names) == 80
     predicted = pyfunc.predict(pd.DataFrame({"review": [texts[n] for n in names]}))
     np.testing.assert_allclose(predicted["probability"].to_numpy(), expected, rtol=0, atol=1e-6)
     assert set(predicted["label"]) <= {"positive", "negative"}

@@ -219,7 +219,8 @@ def test_interrupting_the_parallel_runner_stops_every_running_stage(project: Pat
     runs end KILLED, DVC records neither, no process is left behind, and the next run completes them."""
     from tests.test_train import shrink
 
-    shrink(project, epochs=200)  # long enough to be caught mid-training
+    # Far longer than the test (0.3 s an epoch here): no stage may finish between the check and the signal.
+    shrink(project, epochs=1000)
     set_params(project, **{"tune.architectures": ["dense"], "tune.n_trials": 1})
     run(["git", "commit", "-qam", "long epochs"], project)
     before = yaml.safe_load((project / "dvc.lock").read_text())["stages"]  # the committed full run's

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -13,6 +15,7 @@ import mlflow
 import pytest
 
 from pipeline import cli, paths, prepare, tracking
+from tests.conftest import ROOT
 
 
 @pytest.fixture(autouse=True)
@@ -112,3 +115,13 @@ def test_an_interrupt_says_whether_the_outputs_were_already_replaced(capsys, wri
         cli.run(stage)
     assert exited.value.code == 130
     assert capsys.readouterr().err.strip() == message
+
+
+def test_a_signal_after_the_work_is_done_does_not_throw_it_away():
+    """A stage whose main() returned has written its outputs and ended its MLflow run FINISHED; a
+    Ctrl-C while the interpreter shuts down (seconds with TensorFlow) used to kill it (exit -2), and DVC
+    then discarded the completed stage. A CI run of the parallel runner met exactly this."""
+    code = ("import os, signal, time; from pipeline.cli import run; run(lambda: print('done', flush=True)); "
+            "os.kill(os.getpid(), signal.SIGINT); os.kill(os.getpid(), signal.SIGTERM); time.sleep(0.2)")
+    finished = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert (finished.returncode, finished.stdout, finished.stderr) == (0, "done\n", "")
