@@ -237,12 +237,14 @@ def run_study(params: Params, architecture: str, defaults: dict, storage, name: 
             status = "KILLED"
             raise
         except KeyboardInterrupt:
-            # Ctrl-C or SIGTERM; Optuna fails the trial and the next run redoes its slot
-            with unwinding():
-                mlflow.end_run("KILLED")
+            status = "INTERRUPTED"  # Ctrl-C or SIGTERM; Optuna fails the trial and the next run redoes its slot
             raise
         finally:
-            mlflow.end_run(status)  # no-op once ended above
+            if status == "INTERRUPTED":
+                with unwinding():  # no second interrupt can cut this write short
+                    mlflow.end_run("KILLED")
+            else:
+                mlflow.end_run(status)
 
     # One parent run per study, whichever worker comes first makes it.
     slots.acquire()
