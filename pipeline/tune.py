@@ -88,11 +88,11 @@ def main() -> None:
     stats = load_stats(params.prepare.num_words)
     defaults = check_space(params, architecture, stats["splits"]["train"]["length"]["max"])
 
-    from pipeline import studies, tracking
+    from pipeline import studies, tracking, workers
 
     root = tracking.project_root(Path.cwd())
     storage_url = os.environ.get("OPTUNA_STORAGE") or f"sqlite:///{root / 'optuna.db'}"
-    storage = studies.open_storage(storage_url, explicit="OPTUNA_STORAGE" in os.environ,
+    storage = workers.open_storage(storage_url, explicit="OPTUNA_STORAGE" in os.environ,
                                   heartbeat=params.tune.heartbeat)
     tracking.start(root, os.environ.get("MLFLOW_TRACKING_URI"))
     started = time.perf_counter()

@@ -135,8 +135,8 @@ def _claim_slots(url: str, name: str, ready) -> None:
     import math
 
     from pipeline.locks import StoreLock
-    from pipeline.studies import _run_trials
     from pipeline.tracking import owner
+    from pipeline.workers import run_trials
 
     storage = _storage({"OPTUNA_STORAGE": url})
     study = optuna.load_study(study_name=name, storage=storage)
@@ -149,7 +149,7 @@ def _claim_slots(url: str, name: str, ready) -> None:
         time.sleep(0.1)  # long enough that the last slots are claimed while others still run
         return trial.suggest_float("x", 0, 1)
 
-    _run_trials(study, storage, slots, objective, 40, math.inf, seed="slots")
+    run_trials(study, storage, slots, objective, 40, math.inf, seed="slots")
 
 
 def test_trial_slots_are_handed_out_exactly_once(tmp_path: Path):
