@@ -35,9 +35,9 @@ import yaml  # noqa: E402
 
 from bench.tutorial import EpochTimer, tutorial_model  # noqa: E402
 from pipeline import provenance  # noqa: E402
-from pipeline.cli import UserError, run  # noqa: E402
 from pipeline.data import load_split, pad  # noqa: E402
 from pipeline.paths import PREPARED_DIR  # noqa: E402
+from pipeline.stage import UserError, run  # noqa: E402
 
 OUTPUT = Path("reports/tutorial-reference.json")
 KERAS_IMDB_SEED = 113  # keras.datasets.imdb.load_data's default shuffling seed

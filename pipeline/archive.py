@@ -21,7 +21,7 @@ from pathlib import Path, PurePosixPath
 
 from tqdm import tqdm
 
-from pipeline.cli import UserError
+from pipeline.stage import UserError
 
 REVIEW_DIR = re.compile(r"aclImdb/(train|test)/(pos|neg)/([^/]+)")
 REVIEW_FILE = re.compile(r"(\d+)_(\d+)\.txt")

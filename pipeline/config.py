@@ -2,7 +2,7 @@
 
 Every stage calls :func:`load` once in its ``main()``. The YAML is turned into
 frozen dataclasses; an unknown key, a missing key, a wrong type or an
-out-of-range value raises :class:`pipeline.cli.UserError` with one line that
+out-of-range value raises :class:`pipeline.stage.UserError` with one line that
 names the key, the bad value and what is allowed, e.g.::
 
     params.yaml: prepare.val_fraction = 1.5: must be a number > 0 and < 1
@@ -24,7 +24,7 @@ from typing import Any
 
 import yaml
 
-from pipeline.cli import UserError
+from pipeline.stage import UserError
 
 PARAMS_FILE = Path("params.yaml")
 

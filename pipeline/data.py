@@ -27,8 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.cli import UserError
 from pipeline.paths import PREPARED_DIR, STATS, VOCABULARY, split_dir
+from pipeline.stage import UserError
 
 PAD, START, OOV, FIRST_WORD = 0, 1, 2, 3
 PADDING_MODES = ("pre", "post")

@@ -27,8 +27,8 @@ from tqdm import tqdm
 
 from pipeline import config
 from pipeline.archive import read_reviews
-from pipeline.cli import UserError, run
 from pipeline.paths import RAW_ARCHIVE
+from pipeline.stage import UserError, run
 
 CHUNK = 1 << 20
 BACKOFF_SECONDS = 1.0  # wait before retry k is k * BACKOFF_SECONDS

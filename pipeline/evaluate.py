@@ -46,7 +46,6 @@ import numpy as np
 
 from pipeline import config, probes
 from pipeline.claims import describe
-from pipeline.cli import UserError, outputs_written, run
 from pipeline.config import Params
 from pipeline.data import load_stats, pad
 from pipeline.metrics import classification, discordant, mcnemar_exact, roc_curve
@@ -69,6 +68,7 @@ from pipeline.paths import (
     tuning_report_path,
     write_outputs,
 )
+from pipeline.stage import UserError, outputs_written, run
 
 PREDICT_BATCH = 512  # reviews per inference batch, for the throughput figure too
 # A replicate's validation numbers as the train stage recorded them (a tuned model has val/accuracy only).

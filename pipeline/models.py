@@ -20,7 +20,7 @@ from pathlib import Path
 import keras
 from keras import layers
 
-from pipeline.cli import UserError
+from pipeline.stage import UserError
 
 OPTIMIZERS = ("rmsprop", "adam", "sgd")
 

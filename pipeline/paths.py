@@ -4,7 +4,7 @@ where DVC runs each stage; dvc.yaml names the same paths."""
 import os
 from pathlib import Path
 
-from pipeline.cli import signals_deferred
+from pipeline.stage import signals_deferred
 
 RAW_ARCHIVE = Path("data/raw/aclImdb_v1.tar.gz")
 PREPARED_DIR = Path("data/prepared")

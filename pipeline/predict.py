@@ -14,7 +14,7 @@ import os
 import sys
 from pathlib import Path
 
-from pipeline.cli import UserError, run
+from pipeline.stage import UserError, run
 
 DEFAULT_MODEL = "models:/imdb-sentiment@champion"
 

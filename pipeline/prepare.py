@@ -23,9 +23,9 @@ from tqdm import tqdm
 
 from pipeline import config
 from pipeline.archive import Review, read_reviews
-from pipeline.cli import run, signals_deferred
 from pipeline.data import OOV, Sequences, build_vocabulary, encode, save_split, stratified_split, tokenize, word_index
 from pipeline.paths import PREPARED_DIR, RAW_ARCHIVE, SPLITS, STATS, VOCABULARY, split_dir
+from pipeline.stage import run, signals_deferred
 
 TRUNCATION_REPORTED_AT = (100, 200, 300, 500)
 PERCENTILES = (50, 90, 95, 99)

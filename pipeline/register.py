@@ -30,7 +30,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline import config
-from pipeline.cli import UserError, run
 from pipeline.config import Params
 from pipeline.data import load_stats
 from pipeline.paths import (
@@ -43,6 +42,7 @@ from pipeline.paths import (
     tuning_report_path,
     write_atomic,
 )
+from pipeline.stage import UserError, run
 
 REGISTERED_MODEL = "imdb-sentiment"
 CHAMPION, CHALLENGER = "champion", "challenger"

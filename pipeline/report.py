@@ -27,7 +27,6 @@ import numpy as np
 import pandas as pd
 
 from pipeline import claims, config, tables
-from pipeline.cli import run
 from pipeline.config import Params
 from pipeline.paths import (
     COMPARISON_HTML,
@@ -50,6 +49,7 @@ from pipeline.paths import (
     tuning_report_path,
     write_outputs,
 )
+from pipeline.stage import run
 
 # Inputs ---------------------------------------------------------------------------------------------
 

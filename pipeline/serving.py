@@ -122,7 +122,7 @@ def log_servable(keras_path: Path, vocabulary: Path, settings: dict) -> str:
         settings_path = Path(folder) / "settings.json"
         settings_path.write_text(json.dumps(settings, indent=2, sort_keys=True), encoding="utf-8")
         info = mlflow.pyfunc.log_model(
-            name="servable", python_model=str(Path(__file__).with_name("servable.py")),
+            name="servable", python_model=str(Path(__file__).with_name("model_code.py")),
             artifacts={"keras_model": str(keras_path), "vocabulary": str(vocabulary), "settings": str(settings_path)},
             code_paths=[str(Path(__file__).parent)], signature=SIGNATURE, input_example=EXAMPLE,
             pip_requirements=requirements,

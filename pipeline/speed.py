@@ -19,9 +19,9 @@ import os
 import time
 
 from pipeline import config
-from pipeline.cli import UserError, run
 from pipeline.data import load_stats
 from pipeline.paths import SPEED, write_atomic
+from pipeline.stage import UserError, run
 
 
 def timed_models(params: config.Params) -> dict[str, config.ExperimentParams]:

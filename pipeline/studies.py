@@ -34,13 +34,13 @@ import optuna
 import pandas as pd
 
 from pipeline import provenance, study_summary, workers
-from pipeline.cli import UserError, unwinding
 from pipeline.config import INTEGER_TUNABLE, Params
 from pipeline.data import load_split
 from pipeline.locks import StoreLock
 from pipeline.models import VARIABLE_LENGTH, build
 from pipeline.paths import temporary_for, write_outputs
 from pipeline.provenance import file_sha256
+from pipeline.stage import UserError, unwinding
 from pipeline.tracking import EXPERIMENT, OWNER_TAG, owner, started_run
 from pipeline.training import fit, kept_row, seed_everything
 

@@ -12,8 +12,8 @@ import mlflow
 import optuna
 import pandas as pd
 
-from pipeline.cli import UserError
 from pipeline.figures import plt
+from pipeline.stage import UserError
 from pipeline.workers import FINISHED
 
 

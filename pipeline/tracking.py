@@ -37,9 +37,9 @@ from mlflow.entities import Metric
 from mlflow.models import infer_signature
 from sqlalchemy.exc import SQLAlchemyError
 
-from pipeline.cli import UserError, environment_problem, unwinding
 from pipeline.locks import StoreLock
 from pipeline.provenance import file_sha256
+from pipeline.stage import UserError, environment_problem, unwinding
 
 
 class _OneLineDatabaseErrors(logging.Filter):
@@ -93,7 +93,7 @@ def start(root: Path, tracking_uri: str | None) -> str:
             close_orphans()
     except (mlflow.exceptions.MlflowException, ImportError, SQLAlchemyError, OSError) as error:
         if environment_problem(error):
-            raise  # a read-only project or a full disk: said as such by pipeline.cli
+            raise  # a read-only project or a full disk: said as such by pipeline.stage
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise UserError(f"{where}: unusable ({redact_text(reason, uri)}); fix it or unset MLFLOW_TRACKING_URI") \
             from None

@@ -24,7 +24,6 @@ import time
 from pathlib import Path
 
 from pipeline import config
-from pipeline.cli import UserError, outputs_written, run
 from pipeline.config import ExperimentParams, Params
 from pipeline.data import load_stats
 from pipeline.paths import (
@@ -35,6 +34,7 @@ from pipeline.paths import (
     train_metrics_path,
     write_outputs,
 )
+from pipeline.stage import UserError, outputs_written, run
 
 
 def check_experiment(params: Params, name: str, longest_review: int) -> ExperimentParams:

@@ -24,11 +24,11 @@ import time
 from pathlib import Path
 
 from pipeline import config
-from pipeline.cli import UserError, run
 from pipeline.config import INTEGER_TUNABLE, TUNABLE, Params
 from pipeline.data import load_stats
 from pipeline.locks import StoreLock
 from pipeline.paths import TRIAL_MODELS, temporary_for, tuned_model_path, tuning_report_path, write_outputs
+from pipeline.stage import UserError, run
 
 
 def check_space(params: Params, architecture: str, longest_review: int) -> dict:

@@ -18,8 +18,8 @@ import zlib
 import mlflow
 import optuna
 
-from pipeline.cli import UserError
 from pipeline.locks import StoreLock
+from pipeline.stage import UserError
 from pipeline.tracking import owner_is_dead
 
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.archive import read_reviews
-from pipeline.cli import UserError
+from pipeline.stage import UserError
 from tests.conftest import SMALL_ARCHIVE
 
 

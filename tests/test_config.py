@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from pipeline import config
-from pipeline.cli import UserError
+from pipeline.stage import UserError
 from tests.conftest import ROOT, run, set_params
 
 

@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 
-from pipeline.cli import UserError
 from pipeline.data import (
     OOV,
     START,
@@ -15,6 +14,7 @@ from pipeline.data import (
     tokenize,
     word_index,
 )
+from pipeline.stage import UserError
 
 
 def test_tokenize_lowercases_drops_line_breaks_keeps_inner_apostrophes():

@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from pipeline import download
-from pipeline.cli import UserError
+from pipeline.stage import UserError
 from tests.conftest import SMALL_ARCHIVE, run, set_params
 
 PAYLOAD = SMALL_ARCHIVE.read_bytes()

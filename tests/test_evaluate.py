@@ -16,9 +16,9 @@ import pytest
 import yaml
 
 from pipeline import probes
-from pipeline.cli import UserError
 from pipeline.data import Sequences, save_split
 from pipeline.metrics import discordant, mcnemar_exact
+from pipeline.stage import UserError
 from tests.conftest import ROOT, SMALL_ARCHIVE, run
 from tests.test_train import SEEDS, shrink
 

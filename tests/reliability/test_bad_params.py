@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from pipeline import config
-from pipeline.cli import UserError
+from pipeline.stage import UserError
 from tests.conftest import ROOT, run
 
 DEFAULTS = yaml.safe_load((ROOT / "params.yaml").read_text())

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.cli import UserError
+from pipeline.stage import UserError
 from tests.conftest import ROOT, SMALL_ARCHIVE, run
 
 

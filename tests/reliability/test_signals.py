@@ -14,7 +14,7 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from pipeline import cli, paths, prepare, tracking
+from pipeline import paths, prepare, stage, tracking
 from tests.conftest import ROOT
 
 
@@ -77,7 +77,7 @@ def store(tmp_path: Path):
 
 @pytest.mark.usefixtures("store")
 def test_ending_the_run_killed_is_not_cut_short_by_a_second_signal(monkeypatch):
-    """A second Ctrl-C, or cli.run's 5 s re-raise, inside end_run("KILLED") used to leave the run to
+    """A second Ctrl-C, or stage.run's 5 s re-raise, inside end_run("KILLED") used to leave the run to
     start_run's exit, which ends it FAILED (or RUNNING)."""
     real = mlflow.end_run
 
@@ -87,14 +87,14 @@ def test_ending_the_run_killed_is_not_cut_short_by_a_second_signal(monkeypatch):
 
     monkeypatch.setattr(mlflow, "end_run", end_run_interrupted)
     with pytest.raises(KeyboardInterrupt), tracking.started_run(run_name="interrupted", log_system_metrics=False):
-        # cli.run's re-raise, as armed by the first signal (once here): it would land inside the cleanup
+        # stage.run's re-raise, as armed by the first signal (once here): it would land inside the cleanup
         signal.signal(signal.SIGALRM, lambda number, frame: (_ for _ in ()).throw(KeyboardInterrupt()))
         signal.setitimer(signal.ITIMER_REAL, 0.02)
         raise KeyboardInterrupt
     try:
         time.sleep(0.05)  # the timer would have fired by now, had it not been stopped
     except KeyboardInterrupt:
-        pytest.fail("cli.run's re-raise still fired after the stage had begun unwinding")
+        pytest.fail("stage.run's re-raise still fired after the stage had begun unwinding")
     monkeypatch.undo()
     runs = mlflow.search_runs(experiment_names=["signals"], output_format="list")
     assert [run.info.status for run in runs] == ["KILLED"]
@@ -106,13 +106,13 @@ def test_ending_the_run_killed_is_not_cut_short_by_a_second_signal(monkeypatch):
            "next dvc repro runs the stage again"),
 ])
 def test_an_interrupt_says_whether_the_outputs_were_already_replaced(capsys, written: bool, message: str):
-    def stage():
+    def main():
         if written:
-            cli.outputs_written()  # as train and evaluate do before they log to MLflow
+            stage.outputs_written()  # as train and evaluate do before they log to MLflow
         raise KeyboardInterrupt
 
     with pytest.raises(SystemExit) as exited:
-        cli.run(stage)
+        stage.run(main)
     assert exited.value.code == 130
     assert capsys.readouterr().err.strip() == message
 
@@ -121,7 +121,7 @@ def test_a_signal_after_the_work_is_done_does_not_throw_it_away():
     """A stage whose main() returned has written its outputs and ended its MLflow run FINISHED; a
     Ctrl-C while the interpreter shuts down (seconds with TensorFlow) used to kill it (exit -2), and DVC
     then discarded the completed stage. A CI run of the parallel runner met exactly this."""
-    code = ("import os, signal, time; from pipeline.cli import run; run(lambda: print('done', flush=True)); "
+    code = ("import os, signal, time; from pipeline.stage import run; run(lambda: print('done', flush=True)); "
             "os.kill(os.getpid(), signal.SIGINT); os.kill(os.getpid(), signal.SIGTERM); time.sleep(0.2)")
     finished = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert (finished.returncode, finished.stdout, finished.stderr) == (0, "done\n", "")

@@ -1,4 +1,10 @@
-"""How every stage starts and fails: one clear line and exit code 2 for bad input."""
+"""How every stage runs, fails and stops (each stage's ``__main__`` calls :func:`run`).
+
+Bad input (:class:`UserError`), a full disk or a read-only folder: one clear line and exit 2.
+Ctrl-C and SIGTERM: the stage unwinds, its MLflow runs end KILLED, exit 128 + the signal.
+Also the helpers that keep those promises: renames no signal can split
+(:func:`signals_deferred`), cleanup no second signal can cut short (:func:`unwinding`), and
+the mark that the outputs are already written (:func:`outputs_written`)."""
 
 from __future__ import annotations
 
