@@ -171,6 +171,23 @@ TUNABLE = ("maxlen", "units", "epochs", "embedding_dim", "learning_rate", "dropo
 INTEGER_TUNABLE = frozenset({"maxlen", "units", "epochs", "embedding_dim"})  # the rest are real numbers
 
 
+def tunable_rule(name: str) -> Rule:
+    """The range a tunable setting has in params.yaml (train.experiments.* or train.learning_rate): a
+    search range must stay inside it."""
+    for cls in (ExperimentParams, TrainParams):
+        for spec in dataclasses.fields(cls):
+            if spec.name == name:
+                return spec.metadata["rule"]
+    raise KeyError(name)
+
+
+def settings_of(params: Params, architecture: str, best_params: dict | None = None) -> dict:
+    """Every setting a model of ``architecture`` trains with: its default experiment
+    (train.experiments.<architecture>), the learning rate, and a study's best values over them."""
+    return vars(params.train.experiments[architecture]) | {"learning_rate": params.train.learning_rate} \
+        | (best_params or {})
+
+
 @dataclass(frozen=True)
 class TuneParams:
     architectures: tuple[str, ...] = names(

@@ -46,7 +46,7 @@ import numpy as np
 
 from pipeline import config, probes
 from pipeline.claims import describe
-from pipeline.config import Params
+from pipeline.config import Params, settings_of
 from pipeline.data import load_stats, pad
 from pipeline.metrics import classification, discordant, mcnemar_exact, roc_curve
 from pipeline.paths import (
@@ -107,8 +107,7 @@ def find_replicates(params: Params) -> tuple[list[Replicate], list[str]]:
             missing.append(f"{path} (run `dvc repro tune@{architecture}`)")
             continue
         study = json.loads(summary.read_text(encoding="utf-8"))
-        settings = (vars(params.train.experiments[architecture]) | {"learning_rate": params.train.learning_rate}
-                    | study["best_params"])
+        settings = settings_of(params, architecture, study["best_params"])
         found.append(Replicate(f"{architecture}-tuned", "tuned", params.base.seed, path, settings,
                                dict.fromkeys(VALIDATION) | {"val/accuracy": study["best_value"]}))
     return found, missing

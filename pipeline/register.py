@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline import config
-from pipeline.config import Params
+from pipeline.config import Params, settings_of
 from pipeline.data import load_stats
 from pipeline.paths import (
     PREPARED_DIR,
@@ -69,7 +69,7 @@ def candidates(params: Params) -> list[Candidate]:
         summary, path = tuning_report_path(architecture), tuned_model_path(architecture)
         if summary.is_file() and path.is_file():
             result = json.loads(summary.read_text(encoding="utf-8"))
-            maxlen = result["best_params"].get("maxlen", params.train.experiments[architecture].maxlen)
+            maxlen = settings_of(params, architecture, result["best_params"])["maxlen"]
             found.append(Candidate(f"{architecture}-tuned", result["best_value"], path, maxlen))
     return sorted(found, key=lambda c: -c.val_accuracy)
 

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 from pipeline import config
-from pipeline.config import INTEGER_TUNABLE, TUNABLE, Params
+from pipeline.config import INTEGER_TUNABLE, TUNABLE, Params, settings_of, tunable_rule
 from pipeline.data import load_stats
 from pipeline.locks import StoreLock
 from pipeline.paths import TRIAL_MODELS, temporary_for, tuned_model_path, tuning_report_path, write_outputs
@@ -40,18 +40,20 @@ def check_space(params: Params, architecture: str, longest_review: int) -> dict:
     if architecture not in params.train.experiments:
         raise UserError(f"params.yaml: tune.architectures names {architecture!r}, but train.experiments has no "
                         f"{architecture!r} entry to take its default settings from")
-    defaults = vars(params.train.experiments[architecture]) | {"learning_rate": params.train.learning_rate}
-    limits = {"maxlen": (1, longest_review), "units": (1, 4096), "epochs": (1, 1000), "embedding_dim": (1, 4096),
-              "learning_rate": (1e-7, 10), "dropout": (0, 0.99)}
+    defaults = settings_of(params, architecture)
     for name, span in params.tune.space.items():
         key = f"params.yaml: tune.space.{name}"
-        low, high = limits[name]
         if not span.low < span.high:
             raise UserError(f"{key}: low = {span.low:g} must be below high = {span.high:g}")
         if name in INTEGER_TUNABLE and not (span.low.is_integer() and span.high.is_integer()):
             raise UserError(f"{key}: {name} takes integers, got low = {span.low:g}, high = {span.high:g}")
-        if span.low < low or span.high > high:
-            raise UserError(f"{key}: range {span.low:g}..{span.high:g} must lie within {low:g}..{high:g}")
+        rule = tunable_rule(name)  # the range the setting has in train.*: a search stays inside it
+        ends = (int(span.low), int(span.high)) if name in INTEGER_TUNABLE else (span.low, span.high)
+        if not all(rule.ok(end) for end in ends):
+            raise UserError(f"{key}: range {span.low:g}..{span.high:g}: each end must be {rule.allowed}")
+        if name == "maxlen" and span.high > longest_review:
+            raise UserError(f"{key}: range {span.low:g}..{span.high:g} must lie within 1..{longest_review} "
+                            "(the longest training review, in words)")
         if span.log and span.low <= 0:
             raise UserError(f"{key}: log = true needs low > 0, got {span.low:g}")
     return {name: defaults[name] for name in TUNABLE}
