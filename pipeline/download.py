@@ -14,7 +14,6 @@ atomic rename: an interrupted or corrupt transfer never leaves a file there.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import sys
@@ -28,6 +27,7 @@ from tqdm import tqdm
 from pipeline import config
 from pipeline.archive import read_reviews
 from pipeline.paths import RAW_ARCHIVE
+from pipeline.provenance import file_sha256
 from pipeline.stage import UserError, run
 
 CHUNK = 1 << 20
@@ -37,14 +37,6 @@ OFFLINE_HINT = "no network? set IMDB_ARCHIVE=/path/to/aclImdb_v1.tar.gz to use a
 
 class _Retry(Exception):
     """A transient failure: the next attempt may resume."""
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def fetch(url: str, destination: Path, sha256: str, timeout: float, retries: int, progress: bool = True) -> None:
@@ -63,7 +55,7 @@ def fetch(url: str, destination: Path, sha256: str, timeout: float, retries: int
             last_error = str(error)
     else:
         raise UserError(f"download of {url} failed after {retries + 1} attempts: {last_error}; {OFFLINE_HINT}")
-    actual = sha256_of(partial)
+    actual = file_sha256(partial)
     if actual != sha256:
         partial.unlink()
         raise UserError(
@@ -130,7 +122,7 @@ def copy_local(source: Path, destination: Path) -> None:
         temporary.unlink(missing_ok=True)
         raise
     os.replace(temporary, destination)
-    print(f"copied {source} ({len(reviews):,} labelled reviews, sha256 {sha256_of(destination)})")
+    print(f"copied {source} ({len(reviews):,} labelled reviews, sha256 {file_sha256(destination)})")
 
 
 def main() -> None:

@@ -7,6 +7,10 @@ from pathlib import Path
 from pipeline.stage import signals_deferred
 
 RAW_ARCHIVE = Path("data/raw/aclImdb_v1.tar.gz")
+# The stores, unless MLFLOW_TRACKING_URI / OPTUNA_STORAGE name others (outside DVC: they accumulate).
+MLFLOW_DB = Path("mlflow.db")
+MLFLOW_ARTIFACTS = Path("mlruns")
+OPTUNA_DB = Path("optuna.db")
 PREPARED_DIR = Path("data/prepared")
 VOCABULARY = PREPARED_DIR / "vocab.tsv"
 STATS = PREPARED_DIR / "stats.json"

@@ -38,6 +38,7 @@ from mlflow.models import infer_signature
 from sqlalchemy.exc import SQLAlchemyError
 
 from pipeline.locks import StoreLock
+from pipeline.paths import MLFLOW_ARTIFACTS, MLFLOW_DB
 from pipeline.provenance import file_sha256
 from pipeline.stage import UserError, environment_problem, unwinding
 
@@ -53,8 +54,6 @@ class _OneLineDatabaseErrors(logging.Filter):
 
 
 EXPERIMENT = "imdb-sentiment"
-DATABASE = "mlflow.db"
-ARTIFACTS = "mlruns"
 OWNER_TAG = "lab.owner"
 KIND_TAG, KIND = "mlflow.experimentKind", "custom_model_development"
 
@@ -73,7 +72,7 @@ def start(root: Path, tracking_uri: str | None) -> str:
 
     A store that cannot be used stops here, before any training, with one line.
     """
-    uri = tracking_uri or f"sqlite:///{root / DATABASE}"
+    uri = tracking_uri or f"sqlite:///{root / MLFLOW_DB}"
     logging.getLogger("mlflow.system_metrics").setLevel(logging.WARNING)  # not three lines per run
     database_log = logging.getLogger("mlflow.store.db.utils")
     if not any(isinstance(f, _OneLineDatabaseErrors) for f in database_log.filters):
@@ -180,7 +179,7 @@ def _ensure_experiment(root: Path, tracking_uri: str | None) -> None:
     if mlflow.get_experiment_by_name(EXPERIMENT) is None:
         # With our own SQLite store, fix the artifact folder in the project root: the
         # default (./mlruns of the current directory) would be inside a DVC temp copy.
-        location = None if tracking_uri else (root / ARTIFACTS / EXPERIMENT).as_uri()
+        location = None if tracking_uri else (root / MLFLOW_ARTIFACTS / EXPERIMENT).as_uri()
         try:
             mlflow.create_experiment(EXPERIMENT, artifact_location=location)
         except mlflow.exceptions.MlflowException:

@@ -27,7 +27,7 @@ from pipeline import config
 from pipeline.config import INTEGER_TUNABLE, TUNABLE, Params, settings_of, tunable_rule
 from pipeline.data import load_stats
 from pipeline.locks import StoreLock
-from pipeline.paths import TRIAL_MODELS, temporary_for, tuned_model_path, tuning_report_path, write_outputs
+from pipeline.paths import OPTUNA_DB, TRIAL_MODELS, temporary_for, tuned_model_path, tuning_report_path, write_outputs
 from pipeline.stage import UserError, run
 
 
@@ -93,7 +93,7 @@ def main() -> None:
     from pipeline import studies, tracking, workers
 
     root = tracking.project_root(Path.cwd())
-    storage_url = os.environ.get("OPTUNA_STORAGE") or f"sqlite:///{root / 'optuna.db'}"
+    storage_url = os.environ.get("OPTUNA_STORAGE") or f"sqlite:///{root / OPTUNA_DB}"
     storage = workers.open_storage(storage_url, explicit="OPTUNA_STORAGE" in os.environ,
                                   heartbeat=params.tune.heartbeat)
     tracking.start(root, os.environ.get("MLFLOW_TRACKING_URI"))
