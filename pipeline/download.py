@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from pipeline import config
 from pipeline.archive import read_reviews
-from pipeline.paths import RAW_ARCHIVE
+from pipeline.paths import RAW_ARCHIVE, staged_copy, write_outputs
 from pipeline.provenance import file_sha256
 from pipeline.stage import UserError, run
 
@@ -114,14 +114,8 @@ def copy_local(source: Path, destination: Path) -> None:
     if not source.is_file():
         raise UserError(f"IMDB_ARCHIVE = {str(source)!r}: no such file; point it at aclImdb_v1.tar.gz")
     reviews = read_reviews(source)
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    temporary = destination.with_name(destination.name + ".part")
-    try:
-        shutil.copyfile(source, temporary)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    os.replace(temporary, destination)
+    copy = staged_copy(destination, lambda temporary: shutil.copyfile(source, temporary))
+    write_outputs({}, staged={destination: copy})
     print(f"copied {source} ({len(reviews):,} labelled reviews, sha256 {file_sha256(destination)})")
 
 

@@ -2,6 +2,7 @@
 where DVC runs each stage; dvc.yaml names the same paths."""
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from pipeline.stage import signals_deferred
@@ -92,6 +93,19 @@ FIGURES_DIR = Path("reports/figures")
 def temporary_for(path: Path) -> Path:
     """A hidden sibling to write ``path`` into before renaming it into place (one per process)."""
     return path.with_name(f".{path.name}.{os.getpid()}.partial{path.suffix}")
+
+
+def staged_copy(path: Path, write: Callable[[Path], object]) -> Path:
+    """``write(temporary)`` into ``path``'s temporary sibling (``model.save``, a file copy), for
+    ``write_outputs(staged=...)`` or a rename; if writing fails, the temporary is removed."""
+    temporary = temporary_for(path)
+    temporary.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        write(temporary)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    return temporary
 
 
 def write_atomic(path: Path, content: str | bytes) -> None:

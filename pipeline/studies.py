@@ -38,7 +38,7 @@ from pipeline.config import INTEGER_TUNABLE, Params
 from pipeline.data import load_split
 from pipeline.locks import StoreLock
 from pipeline.models import VARIABLE_LENGTH, build
-from pipeline.paths import temporary_for, write_outputs
+from pipeline.paths import staged_copy, write_outputs
 from pipeline.provenance import file_sha256
 from pipeline.stage import UserError, unwinding
 from pipeline.tracking import EXPERIMENT, OWNER_TAG, owner, started_run
@@ -223,7 +223,7 @@ class Objective:
     def _keep_model(self, trial: optuna.Trial, model: keras.Model) -> None:
         """The best trial so far: its model file here, and in its MLflow run for workers on other hosts."""
         path = self.model_dir / f"trial-{trial.number}.keras"
-        write_outputs({}, staged={path: _saved(model, temporary_for(path))})
+        write_outputs({}, staged={path: staged_copy(path, model.save)})
         trial.set_user_attr("model_path", str(path))
         mlflow.set_tag("model.sha256", file_sha256(path))
         mlflow.log_artifact(str(path), "model")
@@ -257,15 +257,6 @@ class Objective:
         finally:
             if mlflow.active_run() and mlflow.active_run().info.run_id == child.info.run_id:
                 mlflow.end_run(status)
-
-
-def _saved(model: keras.Model, path: Path) -> Path:
-    try:
-        model.save(path)
-    except BaseException:
-        path.unlink(missing_ok=True)
-        raise
-    return path
 
 
 def _best_value(study: optuna.Study) -> float:

@@ -28,7 +28,7 @@ from pipeline.config import ExperimentParams, Params
 from pipeline.data import load_stats
 from pipeline.paths import (
     model_path,
-    temporary_for,
+    staged_copy,
     train_gradients_path,
     train_history_path,
     train_metrics_path,
@@ -171,13 +171,7 @@ def main() -> None:
 
         # Outputs appear only after training succeeded, all together (write_outputs).
         saved = model_path(name, seed)
-        partial = temporary_for(saved)
-        partial.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            model.save(partial)
-        except BaseException:
-            partial.unlink(missing_ok=True)
-            raise
+        partial = staged_copy(saved, model.save)
         write_outputs({train_history_path(name, seed): history_csv(rows),
                        train_metrics_path(name, seed): tracking.dumps(metrics),
                        train_gradients_path(name, seed): gradients_csv({k: list(v) for k, v in gradients.items()})},

@@ -27,7 +27,7 @@ from pipeline import config
 from pipeline.config import INTEGER_TUNABLE, TUNABLE, Params, settings_of, tunable_rule
 from pipeline.data import load_stats
 from pipeline.locks import StoreLock
-from pipeline.paths import OPTUNA_DB, TRIAL_MODELS, temporary_for, tuned_model_path, tuning_report_path, write_outputs
+from pipeline.paths import OPTUNA_DB, TRIAL_MODELS, staged_copy, tuned_model_path, tuning_report_path, write_outputs
 from pipeline.stage import UserError, run
 
 
@@ -111,13 +111,7 @@ def main() -> None:
     summary, trials, best_model = result
     summary["wall_seconds"] = round(time.perf_counter() - started, 1)
     # The tuned model and both reports, all or none.
-    copy = temporary_for(tuned_model_path(architecture))
-    copy.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        shutil.copyfile(best_model, copy)
-    except BaseException:
-        copy.unlink(missing_ok=True)
-        raise
+    copy = staged_copy(tuned_model_path(architecture), lambda temporary: shutil.copyfile(best_model, temporary))
     write_outputs({tuning_report_path(architecture): json.dumps(summary, indent=2, sort_keys=True) + "\n",
                    tuning_report_path(architecture, "-trials.csv"): trials.to_csv(index=False)},
                   staged={tuned_model_path(architecture): copy})
