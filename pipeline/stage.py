@@ -89,9 +89,9 @@ def outputs_written() -> None:
 
 
 @contextmanager
-def signals_deferred() -> Iterator[None]:
-    """Run the block to its end: a Ctrl-C, SIGTERM or :func:`run`'s re-raise arriving meanwhile takes
-    effect when it is over. For the renames that put outputs in place, all or none."""
+def _signals_held(*, drop: bool) -> Iterator[None]:
+    """SIGINT, SIGTERM and :func:`run`'s re-raise (SIGALRM) wait until the block is over; then the
+    first one to arrive takes effect, or, with ``drop``, none does."""
     if threading.current_thread() is not threading.main_thread():  # only the main thread gets signals
         yield
         return
@@ -103,12 +103,17 @@ def signals_deferred() -> Iterator[None]:
     finally:
         for number, handler in held.items():
             signal.signal(number, handler)
-        if arrived:
+        if arrived and not drop:
             signal.raise_signal(arrived[0])
 
 
-@contextmanager
-def unwinding() -> Iterator[None]:
+def signals_deferred():
+    """Run the block to its end: a Ctrl-C, SIGTERM or :func:`run`'s re-raise arriving meanwhile takes
+    effect when it is over. For the renames that put outputs in place, all or none."""
+    return _signals_held(drop=False)
+
+
+def unwinding():
     """Cleanup after a Ctrl-C or SIGTERM (ending MLflow runs KILLED) that no further signal can cut short.
 
     The stage has caught its KeyboardInterrupt, so :func:`run` stops raising it again every 5 s, and
@@ -117,15 +122,7 @@ def unwinding() -> Iterator[None]:
     exit, which ends it FAILED, not KILLED.
     """
     signal.setitimer(signal.ITIMER_REAL, 0)
-    if threading.current_thread() is not threading.main_thread():  # only the main thread gets signals
-        yield
-        return
-    held = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGALRM)}
-    try:
-        yield
-    finally:
-        for number, handler in held.items():
-            signal.signal(number, handler)
+    return _signals_held(drop=True)
 
 
 def environment_problem(error: BaseException) -> str | None:
