@@ -187,7 +187,13 @@ def _ensure_experiment(root: Path, tracking_uri: str | None) -> None:
     experiment = mlflow.set_experiment(EXPERIMENT)
     if experiment.tags.get(KIND_TAG) != KIND:
         # MLflow 3 opens an experiment without this tag on its GenAI overview (traces), not on the runs.
-        mlflow.set_experiment_tag(KIND_TAG, KIND)
+        try:
+            mlflow.set_experiment_tag(KIND_TAG, KIND)
+        except mlflow.exceptions.MlflowException:
+            # Two workers on one tracking server both found the tag missing; the server's upsert
+            # lets one insert and refuses the other (a unique-key violation). Fine if it is set now.
+            if mlflow.get_experiment_by_name(EXPERIMENT).tags.get(KIND_TAG) != KIND:
+                raise
 
 
 def log_test_metrics(results: dict[Path, dict], test_dataset=None) -> dict[Path, list[str]]:

@@ -188,3 +188,29 @@ def test_a_dead_owner_is_recognised_only_in_its_own_process_table():
     assert not owner_is_dead(f"{host}:{child.pid}:12345:other-boot-id/4026531836")  # same host name, other table
     assert owner_is_dead(f"{host}:{child.pid}:12345")  # a tag written before the table was recorded
     assert not owner_is_dead(f"other-host:{child.pid}:12345")
+
+
+def test_a_worker_that_loses_the_race_to_tag_the_experiment_goes_on(tmp_path: Path, monkeypatch):
+    """Two workers starting together on one tracking server both find the experiment untagged; the
+    server's upsert inserts one tag and refuses the other with a unique-key violation (CI saw this with
+    PostgreSQL). The loser goes on, since the tag it wanted is there; a refusal that left the tag unset
+    still stops the stage with the store named."""
+    from pipeline import tracking
+    from pipeline.stage import UserError
+
+    real = mlflow.set_experiment_tag
+
+    def lose_the_race(key: str, value: str) -> None:
+        real(key, value)  # the other worker's insert lands first ...
+        raise mlflow.exceptions.MlflowException("(psycopg.errors.UniqueViolation) duplicate key value violates "
+                                                'unique constraint "experiment_tag_pk"')  # ... and ours is refused
+
+    monkeypatch.setattr(mlflow, "set_experiment_tag", lose_the_race)
+    tracking.start(tmp_path, None)
+    assert mlflow.get_experiment_by_name(tracking.EXPERIMENT).tags[tracking.KIND_TAG] == tracking.KIND
+
+    other = tmp_path / "other"
+    other.mkdir()
+    monkeypatch.setattr(mlflow, "set_experiment_tag", lambda key, value: lose_the_race("unrelated", value))
+    with pytest.raises(UserError, match="unusable .*UniqueViolation"):
+        tracking.start(other, None)
