@@ -41,7 +41,7 @@ from pipeline.models import VARIABLE_LENGTH, build
 from pipeline.paths import staged_copy, write_outputs
 from pipeline.provenance import file_sha256
 from pipeline.stage import UserError, unwinding
-from pipeline.tracking import EXPERIMENT, OWNER_TAG, owner, started_run
+from pipeline.tracking import EXPERIMENT, OWNER_TAG, log_inputs, owner, started_run
 from pipeline.training import fit, kept_row, seed_everything
 
 
@@ -240,7 +240,7 @@ class Objective:
         trial.set_user_attr("mlflow_run_id", child.info.run_id)
         mlflow.log_params(values | {"architecture": self.architecture, "trial": trial.number,
                                     "bucketing": self.bucketing})
-        mlflow.log_inputs(**self.datasets)
+        log_inputs(**self.datasets)
         status = "FAILED"
         try:
             yield

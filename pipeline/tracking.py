@@ -161,6 +161,16 @@ def started_run(**kwargs) -> Iterator[mlflow.ActiveRun]:
             raise
 
 
+def log_inputs(**inputs) -> None:
+    """``mlflow.log_inputs``, tried once more if it fails: two workers logging the same new dataset at
+    the same moment both find it missing, and the store inserts one and refuses the other (a key
+    violation). The second try finds the dataset and links this run to it."""
+    try:
+        mlflow.log_inputs(**inputs)
+    except mlflow.exceptions.MlflowException:
+        mlflow.log_inputs(**inputs)
+
+
 def redact(uri: str) -> str:
     """The URI without its password, for messages and logs."""
     parts = urlsplit(uri)

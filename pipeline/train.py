@@ -143,7 +143,7 @@ def main() -> None:
     started = time.perf_counter()
     with tracking.started_run(run_name=f"{name} seed {seed}", tags=tags) as active:
         mlflow.log_params(settings)
-        mlflow.log_inputs(**provenance.split_datasets(Path.cwd(), {"train": "training", "val": "validation"}))
+        tracking.log_inputs(**provenance.split_datasets(Path.cwd(), {"train": "training", "val": "validation"}))
         model = build(
             experiment.architecture, optimizer=params.train.optimizer, learning_rate=params.train.learning_rate,
             num_words=params.prepare.num_words, embedding_dim=experiment.embedding_dim,

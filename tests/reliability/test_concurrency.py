@@ -214,3 +214,34 @@ def test_a_worker_that_loses_the_race_to_tag_the_experiment_goes_on(tmp_path: Pa
     monkeypatch.setattr(mlflow, "set_experiment_tag", lambda key, value: lose_the_race("unrelated", value))
     with pytest.raises(UserError, match="unusable .*UniqueViolation"):
         tracking.start(other, None)
+
+
+def test_a_run_that_loses_the_race_to_log_a_new_dataset_still_names_it(tmp_path: Path, monkeypatch):
+    """Two workers' first runs log the same new dataset at the same moment: the store inserts it for
+    one and refuses the other (a dataset_pk violation). The loser's second try links its run to the
+    dataset the winner created; both runs then name it."""
+    from mlflow.data.meta_dataset import MetaDataset
+    from mlflow.data.http_dataset_source import HTTPDatasetSource
+
+    from pipeline import tracking
+
+    tracking.start(tmp_path, None)
+    inputs = {"datasets": [MetaDataset(HTTPDatasetSource("http://127.0.0.1/train"), name="imdb-train",
+                                       digest="0123456789")], "contexts": ["training"], "tags_list": [{}]}
+    client, real, calls = mlflow.MlflowClient(), mlflow.log_inputs, []
+    winner = client.create_run(mlflow.get_experiment_by_name(tracking.EXPERIMENT).experiment_id).info.run_id
+
+    def lose_the_race_once(**kwargs) -> None:
+        calls.append(kwargs)
+        if len(calls) == 1:  # the winner's insert lands first; ours is refused
+            client.log_inputs(winner, [mlflow.entities.DatasetInput(kwargs["datasets"][0]._to_mlflow_entity())])
+            raise mlflow.exceptions.MlflowException('(sqlite3.IntegrityError) UNIQUE constraint failed: '
+                                                    'datasets.experiment_id, datasets.name, datasets.digest')
+        real(**kwargs)
+
+    monkeypatch.setattr(mlflow, "log_inputs", lose_the_race_once)
+    with mlflow.start_run() as loser:
+        tracking.log_inputs(**inputs)
+    assert len(calls) == 2
+    for run_id in (winner, loser.info.run_id):
+        assert [d.dataset.name for d in client.get_run(run_id).inputs.dataset_inputs] == ["imdb-train"]
