@@ -9,8 +9,9 @@
 #
 # Setup makes .venv inside the project and installs the package with the exact
 # versions of constraints.txt; it reruns only when pyproject.toml or
-# constraints.txt changed. LAB_EXTRA=gpu installs TensorFlow's CUDA build
-# instead of the CPU one. Offline: IMDB_ARCHIVE=/path/to/aclImdb_v1.tar.gz.
+# constraints.txt changed. The default extra, cpu, installs JAX (the Keras backend used
+# by default) and TensorFlow's CPU build (KERAS_BACKEND=tensorflow selects it);
+# LAB_EXTRA=gpu installs TensorFlow's CUDA build alone. Offline: IMDB_ARCHIVE=/path/to/aclImdb_v1.tar.gz.
 set -euo pipefail
 cd "$(dirname "$0")"
 

@@ -29,6 +29,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import pipeline  # noqa: E402,F401  (picks the Keras backend the pipeline uses: pipeline/__init__.py)
+
+# isort: split
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import yaml  # noqa: E402

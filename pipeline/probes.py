@@ -41,18 +41,35 @@ def input_gradient_norms(model, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     review's own loss is differentiated (a sum, not a mean), so the norms do not shrink with the batch.
     """
     import keras
-    import tensorflow as tf
+    from keras import ops
 
     embedding, *rest = model.layers
-    vectors = embedding(tf.constant(x))
-    with tf.GradientTape() as tape:
-        tape.watch(vectors)
-        hidden = vectors
+    vectors = embedding(ops.convert_to_tensor(x))
+    target = ops.convert_to_tensor(y[:, None].astype("float32"))
+
+    def loss_of(hidden):
         for layer in rest:
             hidden = layer(hidden, training=False)
-        loss = tf.reduce_sum(keras.losses.binary_crossentropy(tf.constant(y[:, None], tf.float32), hidden))
-    gradient = tape.gradient(loss, vectors)
-    return tf.reduce_mean(tf.norm(gradient, axis=-1), axis=0).numpy()
+        return ops.sum(keras.losses.binary_crossentropy(target, hidden))
+
+    gradient = _gradient(loss_of, vectors)
+    return ops.convert_to_numpy(ops.mean(ops.norm(gradient, axis=-1), axis=0))
+
+
+def _gradient(function, at):
+    """The gradient of a scalar ``function`` at ``at``, with the running Keras backend's own autodiff."""
+    import keras
+
+    if keras.backend.backend() == "jax":
+        import jax
+
+        return jax.grad(function)(at)
+    import tensorflow as tf
+
+    with tf.GradientTape() as tape:
+        tape.watch(at)
+        value = function(at)
+    return tape.gradient(value, at)
 
 
 def relative(norms: np.ndarray) -> np.ndarray:

@@ -89,18 +89,32 @@ def split_datasets(root: Path, splits: dict[str, str]) -> dict[str, list]:
 
 
 def versions() -> dict[str, str]:
+    """Versions of Keras, its running backend (tensorflow or jax), MLflow and Python."""
+    from importlib import metadata
+
     import keras
     import mlflow
+
+    backend = keras.backend.backend()
+    return {"keras": keras.__version__, "keras.backend": backend, backend: metadata.version(backend),
+            "mlflow": mlflow.__version__, "python": platform.python_version()}
+
+
+def accelerators() -> list[str]:
+    """The GPUs the running Keras backend sees (none on a CPU build)."""
+    import keras
+
+    if keras.backend.backend() == "jax":
+        import jax
+
+        return [str(device) for device in jax.devices() if device.platform != "cpu"]
     import tensorflow as tf
 
-    return {"tensorflow": tf.__version__, "keras": keras.__version__, "mlflow": mlflow.__version__,
-            "python": platform.python_version()}
+    return [device.name for device in tf.config.list_physical_devices("GPU")]
 
 
 def machine() -> dict:
     """What the numbers were measured on: CPU model, cores, memory, accelerators."""
-    import tensorflow as tf
-
     cpu = platform.processor() or platform.machine()
     try:
         cpuinfo = Path("/proc/cpuinfo").read_text()
@@ -113,6 +127,6 @@ def machine() -> dict:
         memory = round(kib / 2**20, 1)
     except (OSError, StopIteration):
         memory = None
-    gpus = [device.name for device in tf.config.list_physical_devices("GPU")]
+    gpus = accelerators()
     return {"cpu": cpu, "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
             "memory_gib": memory, "gpus": gpus, "platform": platform.platform()}

@@ -33,6 +33,19 @@ def timed_models(params: config.Params) -> dict[str, config.ExperimentParams]:
     return chosen
 
 
+def threads() -> dict:
+    """The thread settings the timed epochs ran with (TensorFlow's pools; JAX's XLA uses every core)."""
+    import keras
+
+    found = {"cores_available": len(os.sched_getaffinity(0))}
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        found |= {"intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
+                  "inter_op": tf.config.threading.get_inter_op_parallelism_threads()}
+    return found
+
+
 def main() -> None:
     import argparse
 
@@ -43,8 +56,8 @@ def main() -> None:
     load_stats(params.prepare.num_words)
     experiments = timed_models(params)
 
+    import keras
     import numpy as np
-    import tensorflow as tf
 
     from pipeline import provenance, tracking
     from pipeline.data import load_split, pad
@@ -84,9 +97,7 @@ def main() -> None:
         "models": order, "rounds": rounds, "reviews": len(rows), "batch_size": params.train.batch_size,
         "maxlen": {name: experiments[name].maxlen for name in order}, "seconds": seconds,
         "median": {name: float(np.median(values)) for name, values in seconds.items()},
-        "threads": {"intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
-                    "inter_op": tf.config.threading.get_inter_op_parallelism_threads(),
-                    "cores_available": len(os.sched_getaffinity(0))},
+        "threads": threads(), "backend": keras.backend.backend(),
         "deterministic": params.base.deterministic,
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "machine": provenance.machine(),
     }

@@ -187,12 +187,15 @@ def speed_table(speed: dict, reference: str = "lstm") -> pd.DataFrame:
 
 def speed_note(speed: dict) -> str:
     threads = speed.get("threads", {})
-    # TensorFlow reports 0 threads for "its default": one per available core.
-    intra, inter = (threads.get(k) or "default" for k in ("intra_op", "inter_op"))
+    if speed.get("backend", "tensorflow") == "tensorflow":
+        # TensorFlow reports 0 threads for "its default": one per available core.
+        intra, inter = (threads.get(k) or "default" for k in ("intra_op", "inter_op"))
+        backend = f"TensorFlow threads intra-op {intra}, inter-op {inter}"
+    else:
+        backend = f"Keras backend {speed['backend']}"
     return (f"Epochs of each architecture's default model alternate ({', '.join(speed['models'])}, then in reverse) "
             f"in one process on the same {speed['reviews']:,} training reviews, {speed['rounds']} timed rounds after "
-            f"a warm-up round; TensorFlow threads intra-op {intra}, inter-op {inter}, "
-            f"{threads.get('cores_available', '?')} cores available, "
+            f"a warm-up round; {backend}, {threads.get('cores_available', '?')} cores available, "
             f"deterministic ops {'on' if speed.get('deterministic') else 'off'}"
             + (f"; measured {speed['date']}" if speed.get("date") else "")
             + ". A ratio below 1 means faster than the reference model in the same round.")

@@ -245,8 +245,11 @@ def model_requirements() -> list[str]:
     """
     from importlib import metadata
 
-    backend = next(name for name in ("tensorflow-cpu", "tensorflow") if _installed(metadata, name))
-    return [f"keras=={keras.__version__}", f"{backend}=={metadata.version(backend)}",
+    if keras.backend.backend() == "jax":
+        backends = ["jax", "jaxlib"]
+    else:
+        backends = [next(name for name in ("tensorflow-cpu", "tensorflow") if _installed(metadata, name))]
+    return [f"keras=={keras.__version__}", *(f"{name}=={metadata.version(name)}" for name in backends),
             f"numpy=={metadata.version('numpy')}"]
 
 

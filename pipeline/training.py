@@ -106,11 +106,31 @@ class BucketedBatches:
             yield self.batch(rows)
 
     def dataset(self):
-        """A tf.data pipeline with a variable time axis: one traced graph serves every width."""
+        """With TensorFlow, a tf.data pipeline with a variable time axis: one traced graph serves every
+        width. With JAX, a Keras PyDataset: one compiled step per width (at most maxlen / BUCKET_STEP)."""
+        if keras.backend.backend() != "tensorflow":
+            return _Batches(self)
         import tensorflow as tf
 
         signature = (tf.TensorSpec((None, None), tf.int32), tf.TensorSpec((None,), tf.int32))
         return tf.data.Dataset.from_generator(self.__iter__, output_signature=signature).prefetch(2)
+
+
+class _Batches(keras.utils.PyDataset):
+    """One pass of ``BucketedBatches`` per epoch, planned anew at each epoch's end."""
+
+    def __init__(self, source: BucketedBatches):
+        super().__init__()
+        self.source, self.rows = source, source.plan()
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, index: int):
+        return self.source.batch(self.rows[index])
+
+    def on_epoch_end(self) -> None:
+        self.rows = self.source.plan()
 
 
 def fit(
@@ -160,9 +180,10 @@ def kept_row(rows: list[dict], keep: str) -> dict:
 
 
 def seed_everything(seed: int, deterministic: bool) -> None:
-    """Seed Python, NumPy and TensorFlow; optionally make TensorFlow ops deterministic."""
+    """Seed Python, NumPy and the Keras backend; optionally make TensorFlow ops deterministic (JAX's
+    CPU kernels are deterministic already)."""
     keras.utils.set_random_seed(seed)
-    if deterministic:
+    if deterministic and keras.backend.backend() == "tensorflow":
         import tensorflow as tf
 
         tf.config.experimental.enable_op_determinism()

@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+import pipeline  # noqa: F401  (picks the Keras backend, pipeline/__init__.py, before a test imports Keras)
+
 ROOT = Path(__file__).resolve().parents[1]
 SMALL_ARCHIVE = ROOT / "tests" / "data" / "aclImdb_small.tar.gz"  # 40 real reviews per split/class
 SHARED_ARCHIVE = Path(

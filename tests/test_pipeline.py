@@ -134,7 +134,9 @@ def test_mlflow_groups_the_replicates_and_mlflow_ui_lists_every_run(pipeline_run
     assert lstm.data.tags["seed"] == "2"
     assert len(lstm.data.tags["git.commit"]) == 40 and lstm.data.tags["git.dirty"] in ("true", "false")
     assert len(lstm.data.tags["data.sha256"]) == 64
-    assert {"version.tensorflow", "version.keras", "version.mlflow", "seed"} <= set(lstm.data.tags)
+    backend = lstm.data.tags["version.keras.backend"]
+    assert backend in ("tensorflow", "jax") and {f"version.{backend}", "version.keras", "version.mlflow",
+                                                 "seed"} <= set(lstm.data.tags)
     c = client(project)
     grouped = c.search_runs([lstm.info.experiment_id], "tags.`lab.experiment` = 'lstm'")
     assert sorted(r.data.tags["seed"] for r in grouped) == ["1", "2"]

@@ -91,11 +91,14 @@ def test_unknown_experiment_or_seed_names_the_known_ones(prepared: Path):
     assert "--seed 9: not in params.yaml base.seeds [1, 2]" in result.stderr.strip().splitlines()[-1]
 
 
-def test_same_seed_with_determinism_gives_identical_results_and_seeds_differ(prepared: Path):
+@pytest.mark.parametrize("backend", ["jax", "tensorflow"])
+def test_same_seed_with_determinism_gives_identical_results_and_seeds_differ(prepared: Path, backend: str):
+    """On both supported Keras backends: JAX, the default, and TensorFlow (KERAS_BACKEND=tensorflow)."""
     set_params(prepared, **{"base.deterministic": True, "train.experiments.gru.epochs": 2})
     results = []
     for seed in (1, 1, 2):
-        run(["python", "-m", "pipeline.train", "--experiment", "gru", "--seed", str(seed)], prepared)
+        run(["python", "-m", "pipeline.train", "--experiment", "gru", "--seed", str(seed)], prepared,
+            KERAS_BACKEND=backend)
         metrics = json.loads((prepared / f"metrics/train/gru/seed{seed}.json").read_text())
         gradients = (prepared / f"metrics/train/gru/seed{seed}-gradients.csv").read_text()
         results.append(({k: v for k, v in metrics.items() if "seconds" not in k and k != "seed"}, gradients))

@@ -220,8 +220,8 @@ def test_a_run_that_loses_the_race_to_log_a_new_dataset_still_names_it(tmp_path:
     """Two workers' first runs log the same new dataset at the same moment: the store inserts it for
     one and refuses the other (a dataset_pk violation). The loser's second try links its run to the
     dataset the winner created; both runs then name it."""
-    from mlflow.data.meta_dataset import MetaDataset
     from mlflow.data.http_dataset_source import HTTPDatasetSource
+    from mlflow.data.meta_dataset import MetaDataset
 
     from pipeline import tracking
 
