@@ -3,8 +3,11 @@
 import importlib.util
 import os
 
+# The one thing importing the package does: the environment Keras reads when it is first imported.
+# TensorFlow's C++ start-up chatter is not our progress.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # The Keras backend, chosen before anything imports Keras: KERAS_BACKEND when set, else JAX where it is
-# installed (./lab.sh's default cpu extra; 1.2-7x faster epochs than TensorFlow on these CPUs, see
+# installed (./lab.sh's default cpu extra; 1.1-7x faster epochs than TensorFlow on these CPUs, see
 # docs/measurements.md), else TensorFlow (the gpu extra installs only TensorFlow's CUDA build).
 if not os.environ.get("KERAS_BACKEND"):
     os.environ["KERAS_BACKEND"] = "jax" if importlib.util.find_spec("jax") else "tensorflow"

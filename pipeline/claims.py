@@ -21,9 +21,10 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
+from pipeline.distributions import describe, finite_numbers, p_clause
+
 TOLERANCE = 0.01  # "about X" means within one point of X
 EPSILON = 1e-9  # float slack: a mean of 0.87 (stored as 0.8699999...) is within one point of 0.88
-CONFIDENCE = 0.95  # of every t-interval
 ASO_THRESHOLD = 0.2  # eps_min below this: A is almost stochastically larger than B (deepsig's advice)
 ASO_ITERATIONS = 200  # bootstrap iterations for sigma; deepsig defaults to 1000, ~5 s a call on 2 cores, for 20 calls
 
@@ -32,41 +33,6 @@ ASO_ITERATIONS = 200  # bootstrap iterations for sigma; deepsig defaults to 1000
 TUTORIAL_REPORTED = {"dense": 0.875, "simplernn": 0.85, "lstm": 0.88, "lstm_maxlen500": 0.885}
 
 COMBINE_RULE = "The claim is refuted if any part is refuted, supported if all parts are, inconclusive otherwise."
-
-
-def format_p(p: float) -> str:
-    """A p-value for people: below 1e-300 it is shown as a bound (floats run out there)."""
-    return "< 1e-300" if p < 1e-300 else f"{p:.2g}"
-
-
-def p_clause(p: float) -> str:
-    """"p = 0.012" or "p < 1e-300"."""
-    shown = format_p(p)
-    return f"p {shown}" if shown.startswith("<") else f"p = {shown}"
-
-
-def _numbers(values: Sequence[float], what: str) -> np.ndarray:
-    try:
-        array = np.asarray(values, dtype=float)
-    except (TypeError, ValueError):
-        raise ValueError(f"{what}: expected a list of numbers, got {values!r}") from None
-    if array.ndim != 1 or array.size == 0 or not np.isfinite(array).all():
-        raise ValueError(f"{what}: expected a non-empty list of finite numbers, got {values!r}")
-    return array
-
-
-def describe(values: Sequence[float]) -> dict:
-    """n, mean, sd (ddof=1), min, max and the 95% t-interval of the mean; sd and interval are None when n < 2."""
-    array = _numbers(values, "values")
-    n, mean = array.size, float(array.mean())
-    sd = ci_low = ci_high = None
-    if n >= 2:
-        sd = float(array.std(ddof=1))
-        # scipy answers nan for a zero scale; identical values leave no doubt about their mean.
-        ci_low, ci_high = (mean, mean) if sd == 0 else (
-            float(x) for x in stats.t.interval(CONFIDENCE, n - 1, loc=mean, scale=sd / math.sqrt(n)))
-    return {"n": n, "mean": mean, "sd": sd, "min": float(array.min()), "max": float(array.max()),
-            "ci_low": ci_low, "ci_high": ci_high}
 
 
 @dataclass(frozen=True)
@@ -116,7 +82,7 @@ class _Missing(Exception):
 def _series(values: list[float] | None, what: str, seeds: tuple[int, ...]) -> np.ndarray:
     if values is None:
         raise _Missing(what)
-    array = _numbers(values, what)
+    array = finite_numbers(values, what)
     if array.size != len(seeds):
         raise ValueError(f"{what}: {array.size} values for {len(seeds)} seeds {list(seeds)}")
     return array
@@ -173,7 +139,7 @@ def aso(a: Sequence[float], b: Sequence[float], seed: int) -> float:
 def comparison(better: str, worse: str, a: Sequence[float], b: Sequence[float], *, what: str,
                show: Callable[[float], str], seed: int, mcnemar_p: float | None = None) -> Part:
     """The claim that ``better`` scores higher than ``worse``; ``a`` and ``b`` are their per-seed scores."""
-    a, b = _numbers(a, f"{what} of {better}"), _numbers(b, f"{what} of {worse}")
+    a, b = finite_numbers(a, f"{what} of {better}"), finite_numbers(b, f"{what} of {worse}")
     if a.size != b.size:
         raise ValueError(f"{what}: {a.size} values of {better} and {b.size} of {worse}; seeds must pair up")
     forward, backward = aso(a, b, seed), aso(b, a, seed)
@@ -205,7 +171,8 @@ def faster(quick: str, slow: str, speed: dict | None) -> Part:
     seconds = (speed or {}).get("seconds", {})
     if quick not in seconds or slow not in seconds:
         raise _Missing(f"side-by-side speed timing of {quick} and {slow}")
-    q, s = _numbers(seconds[quick], f"speed seconds of {quick}"), _numbers(seconds[slow], f"speed seconds of {slow}")
+    q = finite_numbers(seconds[quick], f"speed seconds of {quick}")
+    s = finite_numbers(seconds[slow], f"speed seconds of {slow}")
     if q.size != s.size or (q <= 0).any() or (s <= 0).any():
         raise ValueError(f"speed seconds of {quick} and {slow}: expected positive times, as many for each, "
                          f"got {list(q)} and {list(s)}")

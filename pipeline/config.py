@@ -7,106 +7,26 @@ names the key, the bad value and what is allowed, e.g.::
 
     params.yaml: prepare.val_fraction = 1.5: must be a number > 0 and < 1
 
-Each field carries its rule in ``metadata["rule"]``; adding a knob is one
-field here plus one commented line in ``params.yaml``.
+Each field carries its rule in ``metadata["rule"]`` (made by ``pipeline.rules``); adding a knob
+is one field here plus one commented line in ``params.yaml``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
 import yaml
 
+from pipeline.rules import Rule, choice, flag, integer, integers, mapping, names, number, text
 from pipeline.stage import UserError
 
 PARAMS_FILE = Path("params.yaml")
-
-
-@dataclass(frozen=True)
-class Rule:
-    """How one scalar value is checked: its Python type and the allowed range."""
-
-    kind: type
-    allowed: str  # completes "must be ...", e.g. "an integer >= 0"
-    ok: Callable[[Any], bool] = lambda value: True
-
-
-def integer(low: int | None = None, high: int | None = None) -> Any:
-    parts = [f">= {low}" if low is not None else "", f"<= {high}" if high is not None else ""]
-    allowed = "an integer " + " and ".join(p for p in parts if p)
-    rule = Rule(int, allowed.strip(), lambda v: (low is None or v >= low) and (high is None or v <= high))
-    return field(metadata={"rule": rule})
-
-
-def number(
-    above: float | None = None, below: float | None = None, at_most: float | None = None, at_least: float | None = None
-) -> Any:
-    parts = [
-        f">= {at_least:g}" if at_least is not None else "",
-        f"> {above:g}" if above is not None else "",
-        f"< {below:g}" if below is not None else "",
-        f"<= {at_most:g}" if at_most is not None else "",
-    ]
-    allowed = "a number " + " and ".join(p for p in parts if p)
-
-    def ok(v: float) -> bool:
-        return (
-            math.isfinite(v)
-            and (at_least is None or v >= at_least)
-            and (above is None or v > above)
-            and (below is None or v < below)
-            and (at_most is None or v <= at_most)
-        )
-
-    return field(metadata={"rule": Rule(float, allowed.strip(), ok)})
-
-
-def text(pattern: str, allowed: str) -> Any:
-    compiled = re.compile(pattern)
-    return field(metadata={"rule": Rule(str, allowed, lambda v: bool(compiled.fullmatch(v)))})
-
-
-def choice(*options: str) -> Any:
-    return field(metadata={"rule": Rule(str, "one of " + ", ".join(options), lambda v: v in options)})
-
-
-def flag() -> Any:
-    return field(metadata={"rule": Rule(bool, "true or false")})
-
-
-def names(pattern: str, allowed: str) -> Any:
-    """A non-empty list of distinct names, each matching ``pattern``."""
-    compiled = re.compile(pattern)
-
-    def ok(values: list) -> bool:
-        return bool(values) and len(set(values)) == len(values) and all(
-            isinstance(v, str) and compiled.fullmatch(v) for v in values
-        )
-
-    return field(metadata={"rule": Rule(list, allowed, ok)})
-
-
-def integers(low: int, high: int, allowed: str) -> Any:
-    """A non-empty list of distinct integers, each in ``low..high``."""
-
-    def ok(values: tuple) -> bool:
-        return bool(values) and len(set(values)) == len(values) and all(
-            isinstance(v, int) and not isinstance(v, bool) and low <= v <= high for v in values
-        )
-
-    return field(metadata={"rule": Rule(list, allowed, ok)})
-
-
-def mapping(of: type, key_pattern: str, key_allowed: str) -> Any:
-    """A section of user-named entries (e.g. experiments), each parsed as ``of``."""
-    return field(metadata={"mapping": (of, re.compile(key_pattern), key_allowed)})
 
 
 @dataclass(frozen=True)
@@ -134,8 +54,8 @@ class PrepareParams:
 
 @dataclass(frozen=True)
 class ExperimentParams:
-    # The architecture name is checked against pipeline.models.ARCHITECTURES by the
-    # train stage, so that loading params never imports Keras.
+    # The architecture name is checked against pipeline.architectures.NAMES by the
+    # train and tune stages.
     architecture: str = text(r"[a-z][a-z0-9_]*", "an architecture name such as lstm")
     maxlen: int = integer(1, 100_000)
     units: int = integer(1, 4096)

@@ -17,14 +17,10 @@ Run     python -m pipeline.evaluate   (or: dvc repro evaluate)
 This stage only measures: nothing is chosen or changed by what it sees, and the champion is named by
 validation accuracy, never test. Each model reads the test reviews with its own maxlen and the shared
 padding. A model is an experiment (a file per seed of base.seeds: its replicates) or a tuned model (one
-file, seed base.seed); its numbers are distributions over its replicates (pipeline.claims.describe).
+file, seed base.seed); its numbers are distributions over its replicates (pipeline.distributions.describe).
 ROC curve and confusion matrix are of its first replicate in base.seeds order.
 
-Pooling rule of pairwise.csv: a and b are compared on paired replicates, those with the same seed when
-they share seeds (two experiments); when they share none (a tuned model against an experiment) the i-th
-replicate of a with the i-th of b in base.seeds order, for the first min(n_a, n_b). The paired replicates'
-right/wrong vectors on the test reviews are concatenated, and McNemar's exact test counts the reviews
-only a, or only b, gets right over all of them.
+pairwise.csv pools replicates as pipeline.evaluation_tables says.
 
 Claim 5's probes cover every replicate of the experiments named after their architecture (dense,
 simplernn, lstm, gru): gradients.csv and gradient_reach.csv from the input-gradient norms the train stage
@@ -33,22 +29,26 @@ recorded, memory.csv from pipeline.probes.memory_accuracy on evaluate.probe_revi
 
 from __future__ import annotations
 
-import csv
-import io
 import json
-import math
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from pipeline import config, probes
-from pipeline.claims import describe
 from pipeline.config import Params, settings_of
 from pipeline.data import load_stats, pad
-from pipeline.metrics import classification, discordant, mcnemar_exact, roc_curve
+from pipeline.evaluation_tables import (
+    csv_text,
+    gradient_tables,
+    headline,
+    model_summary,
+    pairwise_table,
+    read_gradients,
+)
+from pipeline.metrics import classification, roc_curve
 from pipeline.paths import (
     CONFUSION_DIR,
     EVALUATION,
@@ -134,92 +134,11 @@ def predict(model, x: np.ndarray) -> tuple[np.ndarray, float]:
     return probabilities, len(x) / (time.perf_counter() - started)
 
 
-def csv_text(header: tuple | list, rows: list) -> str:
-    """A CSV file; None and NaN are written as empty cells."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(header)
-    writer.writerows(["" if v is None or (isinstance(v, float) and math.isnan(v)) else v for v in row]
-                     for row in rows)
-    return buffer.getvalue()
-
-
-def read_gradients(path: Path) -> dict[str, np.ndarray]:
-    """Snapshot -> mean gradient norm per input step, earliest step of the window first."""
-    with open(path, newline="", encoding="utf-8") as file:
-        rows = sorted(csv.DictReader(file), key=lambda row: -int(row["steps_before_end"]))
-    return {snapshot: np.array([float(row[snapshot]) for row in rows]) for snapshot in probes.SNAPSHOTS}
-
-
-def gradient_tables(norms: dict[str, dict[int, dict[str, np.ndarray]]]) -> tuple[str, str]:
-    """gradients.csv and gradient_reach.csv from model -> seed -> snapshot -> norms (earliest step first).
-
-    gradients.csv has, per model and snapshot, the median over seeds of the relative norm, on the last
-    steps every model's window has (the shortest), aligned at the window's end.
-    """
-    columns, reach = {}, []
-    for model, seeds in norms.items():
-        for seed, snapshots in seeds.items():
-            reach += [(model, seed, snapshot, probes.reach(values)) for snapshot, values in snapshots.items()]
-        for snapshot in probes.SNAPSHOTS:
-            columns[f"{model}/{snapshot}"] = np.median([probes.relative(s[snapshot]) for s in seeds.values()], axis=0)
-    steps = min((len(values) for values in columns.values()), default=0)
-    rows = [[steps - 1 - i, *(float(f"{values[len(values) - steps + i]:.6g}") for values in columns.values())]
-            for i in range(steps)]
-    return csv_text(["steps_before_end", *columns], rows), csv_text(("model", "seed", "snapshot", "reach"), reach)
-
-
-def paired(a: dict[int, np.ndarray], b: dict[int, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """The concatenated right/wrong vectors of the replicates a and b pair (seed -> vector, in seed order;
-    the pooling rule of the module docstring)."""
-    shared = [seed for seed in a if seed in b]
-    pairs = [(a[seed], b[seed]) for seed in shared] if shared else list(zip(a.values(), b.values(), strict=False))
-    return np.concatenate([x for x, _ in pairs]), np.concatenate([y for _, y in pairs])
-
-
-def pairwise_table(correct: dict[str, dict[int, np.ndarray]]) -> str:
-    """McNemar's exact test for every pair of models, on their pooled paired replicates."""
-    names, rows = list(correct), []
-    for i, a in enumerate(names):
-        for b in names[i + 1:]:
-            only_a, only_b = discordant(*paired(correct[a], correct[b]))
-            rows.append((a, b, only_a, only_b, mcnemar_exact(only_a, only_b)))
-    return csv_text(("model_a", "model_b", "only_a", "only_b", "mcnemar_p"), rows)
-
-
-def distribution(values: list[float]) -> dict:
-    """The per-seed values and their summary (n is the model's, given once beside)."""
-    return {"values": values} | {k: v for k, v in describe(values).items() if k != "n"}
-
-
-def model_summary(group: list[Replicate], results: dict[Path, dict]) -> dict:
-    """summary.json's entry for one model, from its replicates in seed order."""
-    first = results[group[0].path]
-    return {
-        "kind": group[0].kind, "settings": group[0].settings, "n": len(group), "seeds": [r.seed for r in group],
-        "test/accuracy": distribution([results[r.path]["test/accuracy"] for r in group]),
-        "val/accuracy": distribution([r.validation["val/accuracy"] for r in group]),
-        "parameters": first["parameters"],
-        "test/reviews_per_second": round(float(np.median([results[r.path]["test/reviews_per_second"]
-                                                          for r in group])), 1),
-    }
-
-
-def headline(summary: dict[str, dict]) -> dict:
-    """reports/evaluation.json: small enough for `dvc exp show`. The champion is chosen on validation only."""
-    champion = max(summary, key=lambda model: summary[model]["val/accuracy"]["mean"])
-    return {model: {"test/accuracy/mean": s["test/accuracy"]["mean"], "test/accuracy/sd": s["test/accuracy"]["sd"],
-                    "n": s["n"]} for model, s in summary.items()} | {
-        "champion": {"model": champion, "val/accuracy": summary[champion]["val/accuracy"]["mean"],
-                     "test/accuracy": summary[champion]["test/accuracy"]["mean"]}}
-
-
 def main() -> None:
     import argparse
 
     argparse.ArgumentParser(description="Score every model file on the test split once; probe claim 5 on "
                                         "validation reviews (params.yaml evaluate.*).").parse_args()
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     params = config.load()
     load_stats(params.prepare.num_words)
     probed = probed_experiments(params)
@@ -229,77 +148,17 @@ def main() -> None:
     if not found:
         raise UserError("no model to evaluate: run `dvc repro train` (and `dvc repro tune`) first")
 
-    import keras
-
     from pipeline import provenance, tracking
-    from pipeline.data import load_split
-    from pipeline.models import load as load_model
 
-    root = tracking.project_root(Path.cwd())
-    tracking.start(root, os.environ.get("MLFLOW_TRACKING_URI"))
-    test, val = load_split("test"), load_split("val")
-    content, distances = params.evaluate.memory_content, params.evaluate.memory_distances
-    memory_set = val.take(probes.memory_rows(val, content, params.evaluate.probe_reviews))
-    if len(memory_set) == 0 and any(r.kind == "default" and r.model in probed for r in found):
-        raise UserError(f"params.yaml: evaluate.memory_content = {content}: no validation review is longer; "
-                        "lower it")
-    labels = test.labels.astype(bool)
-    padding, truncating = params.train.padding, params.train.truncating
-    print(f"evaluating {len(found)} model files on {len(test):,} test reviews; memory probe on "
-          f"{len(memory_set):,} validation reviews", flush=True)
-
-    results, correct, groups, norms, memory, files = {}, {}, {}, {}, [], {}
-    for number, replicate in enumerate(found, 1):
-        keras.backend.clear_session()
-        model = load_model(replicate.path)
-        maxlen = replicate.settings["maxlen"]
-        if model.input_shape[1] not in (None, maxlen):
-            raise UserError(f"{replicate.path}: built for maxlen {model.input_shape[1]}, params say {maxlen}; "
-                            "rerun its train or tune stage")
-        probabilities, speed = predict(model, pad(test, maxlen, padding, truncating))
-        metrics = classification(labels, probabilities)
-        metrics |= {"test/reviews_per_second": round(speed, 1), "parameters": model.count_params()}
-        results[replicate.path] = metrics
-        name = replicate.model
-        if name not in groups:  # its first replicate in seed order draws the ROC curve and the confusion matrix
-            fpr, tpr = roc_curve(labels, probabilities)
-            files[ROC_DIR / f"{name}.csv"] = csv_text(("fpr", "tpr"), [(f"{f:.6f}", f"{t:.6f}") for f, t in
-                                                                        zip(fpr, tpr, strict=True)])
-            files[CONFUSION_DIR / f"{name}.csv"] = csv_text(("actual", "predicted"), zip(
-                labels.astype(int), (probabilities >= 0.5).astype(int), strict=True))
-        groups.setdefault(name, []).append(replicate)
-        correct.setdefault(name, {})[replicate.seed] = (probabilities >= 0.5) == labels
-        if replicate.kind == "default" and name in probed:  # claim 5, on validation reviews only
-            norms.setdefault(name, {})[replicate.seed] = read_gradients(train_gradients_path(name, replicate.seed))
-            memory += [(name, replicate.seed, row["filler"], row["distance"], row["accuracy"]) for row in
-                       probes.memory_accuracy(model, memory_set, maxlen, content, distances, PREDICT_BATCH)]
-        print(f"[{number}/{len(found)}] {name} seed {replicate.seed}: test/accuracy {metrics['test/accuracy']:.4f} "
-              f"[{metrics['test/accuracy_ci_low']:.4f}, {metrics['test/accuracy_ci_high']:.4f}], "
-              f"ROC AUC {metrics['test/roc_auc']:.4f}, {speed:,.0f} reviews/s", flush=True)
-
-    summary = {name: model_summary(group, results) for name, group in groups.items()}
-    top = headline(summary)
-    files[REPLICATES] = csv_text(("model", "kind", "seed", *VALIDATION, *TEST), [
-        (r.model, r.kind, r.seed, *(r.validation[k] for k in VALIDATION), *(results[r.path][k] for k in TEST))
-        for r in found])
-    files[SUMMARY] = tracking.dumps(summary)
-    files[PAIRWISE] = pairwise_table(correct)
-    files[GRADIENTS], files[GRADIENT_REACH] = gradient_tables(norms)
-    files[MEMORY] = csv_text(("model", "seed", "filler", "distance", "accuracy"), memory)
-    commit, dirty = provenance.git_state(Path.cwd())
-    files[EVALUATION_RUN] = tracking.dumps({
-        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "machine": provenance.machine(),
-        "data.sha256": provenance.data_hash(PREPARED_DIR), "git.commit": commit, "git.dirty": dirty,
-        "versions": provenance.versions(), "seeds": list(params.base.seeds), "champion": top["champion"]["model"],
-        "missing": missing,
-    })
-    files[EVALUATION] = tracking.dumps(top)
+    tracking.start(tracking.project_root(Path.cwd()), os.environ.get("MLFLOW_TRACKING_URI"))
+    scores = score(params, found, probed)
+    files, top = output_files(params, found, missing, scores)
     # All or none; no curve is left of a model that is gone.
     write_outputs(files, replace_folders=(ROC_DIR, CONFUSION_DIR))
     outputs_written()
 
     test_split = provenance.split_datasets(Path.cwd(), {"test": "testing"})["datasets"][0]
-    logged = tracking.log_test_metrics(results, test_split)
+    logged = tracking.log_test_metrics(scores.results, test_split)
     unlogged = [str(r.path) for r in found if not logged.get(r.path)]
     print(f"test metrics logged to {sum(map(len, logged.values()))} MLflow runs", flush=True)
     if unlogged:
@@ -309,6 +168,95 @@ def main() -> None:
     print(f"champion by validation accuracy: {champion['model']} (val/accuracy {champion['val/accuracy']:.4f}, "
           f"test/accuracy {champion['test/accuracy']:.4f}, means over seeds); wrote {EVALUATION}")
 
+
+@dataclass
+class Scores:
+    """What evaluate measured: per model file its test metrics; per model its replicates, their right/wrong
+    vectors on the test reviews (seed -> vector) and claim 5's gradient norms; the memory probe's rows; the
+    ROC and confusion files of each model's first replicate."""
+
+    results: dict = field(default_factory=dict)
+    groups: dict = field(default_factory=dict)
+    correct: dict = field(default_factory=dict)
+    norms: dict = field(default_factory=dict)
+    memory: list = field(default_factory=list)
+    files: dict = field(default_factory=dict)
+
+
+def score(params: Params, found: list[Replicate], probed: dict[str, int]) -> Scores:
+    """Every model file once on the test split; claim 5's probes on validation reviews."""
+    import keras
+
+    from pipeline.data import load_split
+    from pipeline.models import load as load_model
+
+    test, val = load_split("test"), load_split("val")
+    content, distances = params.evaluate.memory_content, params.evaluate.memory_distances
+    memory_set = val.take(probes.memory_rows(val, content, params.evaluate.probe_reviews))
+    if len(memory_set) == 0 and any(r.kind == "default" and r.model in probed for r in found):
+        raise UserError(f"params.yaml: evaluate.memory_content = {content}: no validation review is longer; "
+                        "lower it")
+    labels = test.labels.astype(bool)
+    print(f"evaluating {len(found)} model files on {len(test):,} test reviews; memory probe on "
+          f"{len(memory_set):,} validation reviews", flush=True)
+    scores = Scores()
+    for number, replicate in enumerate(found, 1):
+        keras.backend.clear_session()
+        model, name, maxlen = load_model(replicate.path), replicate.model, replicate.settings["maxlen"]
+        if model.input_shape[1] not in (None, maxlen):
+            raise UserError(f"{replicate.path}: built for maxlen {model.input_shape[1]}, params say {maxlen}; "
+                            "rerun its train or tune stage")
+        probabilities, speed = predict(model, pad(test, maxlen, params.train.padding, params.train.truncating))
+        metrics = classification(labels, probabilities)
+        metrics |= {"test/reviews_per_second": round(speed, 1), "parameters": model.count_params()}
+        scores.results[replicate.path] = metrics
+        if name not in scores.groups:  # its first replicate in seed order draws the ROC curve and the confusion
+            scores.files |= curve_files(name, labels, probabilities)
+        scores.groups.setdefault(name, []).append(replicate)
+        scores.correct.setdefault(name, {})[replicate.seed] = (probabilities >= 0.5) == labels
+        if replicate.kind == "default" and name in probed:  # claim 5, on validation reviews only
+            scores.norms.setdefault(name, {})[replicate.seed] = read_gradients(
+                train_gradients_path(name, replicate.seed))
+            scores.memory += [(name, replicate.seed, row["filler"], row["distance"], row["accuracy"]) for row in
+                              probes.memory_accuracy(model, memory_set, maxlen, content, distances, PREDICT_BATCH)]
+        print(f"[{number}/{len(found)}] {name} seed {replicate.seed}: test/accuracy {metrics['test/accuracy']:.4f} "
+              f"[{metrics['test/accuracy_ci_low']:.4f}, {metrics['test/accuracy_ci_high']:.4f}], "
+              f"ROC AUC {metrics['test/roc_auc']:.4f}, {speed:,.0f} reviews/s", flush=True)
+    return scores
+
+
+def curve_files(name: str, labels: np.ndarray, probabilities: np.ndarray) -> dict[Path, str]:
+    """A model's ROC curve and confusion pairs (DVC plots)."""
+    fpr, tpr = roc_curve(labels, probabilities)
+    return {ROC_DIR / f"{name}.csv": csv_text(("fpr", "tpr"), [(f"{f:.6f}", f"{t:.6f}")
+                                                               for f, t in zip(fpr, tpr, strict=True)]),
+            CONFUSION_DIR / f"{name}.csv": csv_text(("actual", "predicted"), zip(
+                labels.astype(int), (probabilities >= 0.5).astype(int), strict=True))}
+
+
+def output_files(params: Params, found: list[Replicate], missing: list[str], scores: Scores) -> tuple[dict, dict]:
+    """Every file the stage writes, by path, and the headline (reports/evaluation.json's content)."""
+    from pipeline import provenance, tracking
+
+    summary = {name: model_summary(group, scores.results) for name, group in scores.groups.items()}
+    top = headline(summary)
+    files = dict(scores.files)
+    files[REPLICATES] = csv_text(("model", "kind", "seed", *VALIDATION, *TEST), [
+        (r.model, r.kind, r.seed, *(r.validation[k] for k in VALIDATION), *(scores.results[r.path][k] for k in TEST))
+        for r in found])
+    files[SUMMARY] = tracking.dumps(summary)
+    files[PAIRWISE] = pairwise_table(scores.correct)
+    files[GRADIENTS], files[GRADIENT_REACH] = gradient_tables(scores.norms)
+    files[MEMORY] = csv_text(("model", "seed", "filler", "distance", "accuracy"), scores.memory)
+    commit, dirty = provenance.git_state(Path.cwd())
+    files[EVALUATION_RUN] = tracking.dumps({
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "machine": provenance.machine(),
+        "data.sha256": provenance.data_hash(PREPARED_DIR), "git.commit": commit, "git.dirty": dirty,
+        "versions": provenance.versions(), "seeds": list(params.base.seeds), "champion": top["champion"]["model"],
+        "missing": missing,
+    })
+    files[EVALUATION] = tracking.dumps(top)
+    return files, top
 
 if __name__ == "__main__":
     run(main)

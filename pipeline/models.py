@@ -20,6 +20,7 @@ from pathlib import Path
 import keras
 from keras import layers
 
+from pipeline.architectures import NAMES
 from pipeline.stage import UserError
 
 OPTIMIZERS = ("rmsprop", "adam", "sgd")
@@ -84,8 +85,7 @@ def gru(*, num_words: int, maxlen: int | None, embedding_dim: int, units: int, d
 
 
 ARCHITECTURES = {"dense": dense, "simplernn": simplernn, "lstm": lstm, "gru": gru}
-# Architectures whose layers accept batches shorter than maxlen (length bucketing).
-VARIABLE_LENGTH = frozenset({"simplernn", "lstm", "gru"})
+assert tuple(ARCHITECTURES) == NAMES, "pipeline/architectures.py names the same architectures"
 
 
 def build(architecture: str, *, optimizer: str, learning_rate: float, **hyperparameters) -> keras.Model:

@@ -42,7 +42,6 @@ def main() -> None:
     reviews = list(args.reviews) + (read_reviews(args.file) if args.file else [])
     if not reviews:
         raise UserError("no review given: pass review texts as arguments, or --file FILE (one per line, - = stdin)")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
     import mlflow
 

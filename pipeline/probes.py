@@ -90,6 +90,22 @@ def reach(norms: np.ndarray) -> float:
     return float(np.median(values[: max(1, len(values) // 2)]))
 
 
+def relative_curves(norms: dict[str, dict], models: list[str]) -> tuple[np.ndarray, dict[str, dict[str, np.ndarray]]]:
+    """Relative gradient per step for each model and snapshot, shape (seeds, steps), over the last steps that
+    every model has (the shortest window); the relative norm depends only on the window's end, so it is the same.
+    ``norms``: model -> seed -> the train stage's gradients table (steps_before_end and a column per snapshot)."""
+    # Earliest step first, as the train stage writes them; sorted again so the order is not assumed.
+    frames = {m: [f.sort_values("steps_before_end", ascending=False) for f in norms[m].values()]
+              for m in models if norms.get(m)}
+    if not frames:
+        return np.arange(0), {}
+    steps = min(len(frame) for per_seed in frames.values() for frame in per_seed)
+    curves = {model: {snapshot: np.array([relative(f[snapshot].to_numpy())[-steps:] for f in per_seed])
+                      for snapshot in per_seed[0].columns if snapshot != "steps_before_end"}
+              for model, per_seed in frames.items()}
+    return np.arange(steps - 1, -1, -1), curves
+
+
 def memory_inputs(sequences: Sequences, maxlen: int, content: int, distance: int, filler: int) -> np.ndarray:
     """``(n, maxlen)``: each review's last ``content`` tokens, then ``distance`` filler tokens, padding before.
 

@@ -133,19 +133,9 @@ def main() -> None:
           + (f"{current.tags.get('model')} v{current.version} ({float(current.tags['val_accuracy']):.4f})"
              if current and stale is None else "none comparable"), flush=True)
 
-    def version_of(entry: dict):
-        if "version" in entry:
-            return entry["version"]
-        if entry["sha256"] in by_hash:  # already registered: keep its version, refresh its score
-            version = by_hash[entry["sha256"]]
-            client.set_model_version_tag(REGISTERED_MODEL, version.version, "val_accuracy", str(entry["val_accuracy"]))
-            client.set_model_version_tag(REGISTERED_MODEL, version.version, "data.sha256", data)
-            return client.get_model_version(REGISTERED_MODEL, version.version)
-        return _register(client, entry["candidate"], entry["sha256"], params, data)
-
-    chosen = {CHAMPION: version_of(champion)}
+    chosen = {CHAMPION: _version_of(client, champion, by_hash, params, data)}
     if challenger is not None:
-        chosen[CHALLENGER] = version_of(challenger)
+        chosen[CHALLENGER] = _version_of(client, challenger, by_hash, params, data)
     for alias, version in chosen.items():
         client.set_registered_model_alias(REGISTERED_MODEL, alias, version.version)
         print(f"{REGISTERED_MODEL}@{alias} = version {version.version} ({version.tags.get('model')}, "
@@ -156,6 +146,19 @@ def main() -> None:
     if stale is not None:
         report["not_compared"] = stale | {"reason": "scored on other prepared data (data.sha256)"}
     write_atomic(REGISTRY_REPORT, tracking.dumps(report))
+
+
+def _version_of(client, entry: dict, by_hash: dict, params: Params, data: str):
+    """The registered version of a ranked entry: the champion's own, the version already holding this
+    file (its score refreshed), or a new one."""
+    if "version" in entry:
+        return entry["version"]
+    if entry["sha256"] in by_hash:  # already registered: keep its version, refresh its score
+        version = by_hash[entry["sha256"]]
+        client.set_model_version_tag(REGISTERED_MODEL, version.version, "val_accuracy", str(entry["val_accuracy"]))
+        client.set_model_version_tag(REGISTERED_MODEL, version.version, "data.sha256", data)
+        return client.get_model_version(REGISTERED_MODEL, version.version)
+    return _register(client, entry["candidate"], entry["sha256"], params, data)
 
 
 def _exists(client) -> bool:

@@ -16,9 +16,6 @@ under "Missing results"; the report still renders.
 from __future__ import annotations
 
 import argparse
-import base64
-import html
-import io
 import json
 import time
 from pathlib import Path
@@ -26,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline import claims, config, tables
+from pipeline import claims, config, probes, tables
 from pipeline.config import Params
 from pipeline.paths import (
     COMPARISON_HTML,
@@ -49,6 +46,7 @@ from pipeline.paths import (
     tuning_report_path,
     write_outputs,
 )
+from pipeline.rendering import Page, render
 from pipeline.stage import run
 
 # Inputs ---------------------------------------------------------------------------------------------
@@ -161,160 +159,109 @@ def seconds_per_epoch(inputs: dict) -> dict[str, float]:
     return seconds
 
 
-def gradient_curves(norms: dict[str, dict[int, pd.DataFrame]], models: list[str]
-                    ) -> tuple[np.ndarray, dict[str, dict[str, np.ndarray]]]:
-    """Relative gradient per step for each model and snapshot, shape (seeds, steps), over the last steps that
-    every model has (the shortest window); the relative norm depends only on the window's end, so it is the same."""
-    from pipeline import probes
-
-    # Earliest step first, as the train stage writes them; sorted again so the order is not assumed.
-    frames = {m: [f.sort_values("steps_before_end", ascending=False) for f in norms[m].values()]
-              for m in models if norms.get(m)}
-    if not frames:
-        return np.arange(0), {}
-    steps = min(len(frame) for per_seed in frames.values() for frame in per_seed)
-    curves = {model: {snapshot: np.array([probes.relative(f[snapshot].to_numpy())[-steps:] for f in per_seed])
-                      for snapshot in per_seed[0].columns if snapshot != "steps_before_end"}
-              for model, per_seed in frames.items()}
-    return np.arange(steps - 1, -1, -1), curves
-
-
-# Rendering ------------------------------------------------------------------------------------------
-
-
-def markdown_table(table: pd.DataFrame) -> str:
-    def cell(value) -> str:
-        return str(value).replace("|", "\\|")
-
-    cells = [[cell(v) for v in row] for row in table.itertuples(index=False)]
-    lines = ["| " + " | ".join(map(cell, table.columns)) + " |", "|" + "---|" * len(table.columns)]
-    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in cells])
-
-
-def render(blocks: list[tuple], figures: dict[str, bytes]) -> tuple[str, str]:
-    """Markdown (figures linked) and HTML (figures embedded) from one list of blocks."""
-    md, body = [], []
-    for kind, *content in blocks:
-        if kind in ("h1", "h2"):
-            md.append(("# " if kind == "h1" else "## ") + content[0])
-            body.append(f"<{kind}>{html.escape(content[0])}</{kind}>")
-        elif kind == "p":
-            md.append(content[0])
-            body.append(f"<p>{html.escape(content[0])}</p>")
-        elif kind == "table":
-            md.append(markdown_table(content[0]))
-            body.append(content[0].to_html(index=False, border=0, classes="results"))
-        elif kind == "figure":
-            name, caption = content
-            md.append(f"![{caption}](figures/{name})")
-            data = base64.b64encode(figures[name]).decode()
-            body.append(f'<figure><img alt="{html.escape(caption)}" src="data:image/png;base64,{data}">'
-                        f"<figcaption>{html.escape(caption)}</figcaption></figure>")
-    style = ("body{font-family:sans-serif;max-width:75em;margin:auto;padding:1em}table{border-collapse:collapse;"
-             "margin:1em 0}td,th{border:1px solid #ccc;padding:.25em .5em;text-align:left}img{max-width:100%}")
-    page = (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>IMDb RNN comparison</title>'
-            f"<style>{style}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
-    return "\n\n".join(md) + "\n", page
-
-
-def png(figure) -> bytes:
-    from pipeline.figures import plt
-
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=100, metadata={"Software": None})
-    plt.close(figure)
-    return buffer.getvalue()
-
-
 # The stage --------------------------------------------------------------------------------------------
 
 
 def build(params: Params, inputs: dict, missing: list[str]) -> tuple[list[tuple], dict[str, bytes]]:
+    """The report's blocks and figures; each section appears only when its inputs exist."""
+    summary, judged_on = inputs["summary"] or {}, evidence(params, inputs)
+    page = Page([("h1", "IMDb sentiment: dense, SimpleRNN, LSTM and GRU compared over seeds")])
+    if inputs["run"]:
+        page.add(("p", tables.run_paragraph(inputs["run"], time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))))
+    page.add(("p", tables.epoch_paragraph(params.train.keep, params.base.seeds, params.base.seed)))
+    if missing:
+        page.add(("h2", "Missing results"), ("p", "Not available, so left out below: " + "; ".join(missing) + "."))
+    if summary:
+        _results(page, inputs, summary)
+    judged = claims.judge(judged_on)
+    page.add(("h2", "The tutorial's claims"),
+             ("p", f"Each claim is judged on the distributions over {len(params.base.seeds)} seeds by the rule in "
+                   "its row. Single-seed agreement: how many seeds, judged alone, give the same verdict, i.e. how "
+                   "often a study of one seed would have reached it."),
+             ("table", tables.claims_table(judged)), ("p", tables.not_reproduced(judged, summary)))
+    if curse := tables.winners_curse(summary, inputs["tuning"]):
+        page.add(("p", curse))
+    if summary or inputs["reference"]:
+        page.add(("h2", "Against the tutorial's numbers"),
+                 ("p", "Test accuracy: as the tutorial reports it, its own code run here on the same data (mean ± "
+                       "sd over seeds, percentage points), and this pipeline. " + tables.reference_note(
+                           inputs["reference"])),
+                 ("table", tables.tutorial_table(summary, inputs["reference"])))
+    _probes(page, inputs, judged_on)
+    _training(page, inputs)
+    return page.blocks, page.figures
+
+
+def _results(page: Page, inputs: dict, summary: dict) -> None:
     from pipeline import figures
 
-    summary, judged_on = inputs["summary"] or {}, evidence(params, inputs)
-    blocks: list[tuple] = [("h1", "IMDb sentiment: dense, SimpleRNN, LSTM and GRU compared over seeds")]
-    if inputs["run"]:
-        blocks.append(("p", tables.run_paragraph(inputs["run"], time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))))
-    blocks.append(("p", tables.epoch_paragraph(params.train.keep, params.base.seeds, params.base.seed)))
-    if missing:
-        blocks += [("h2", "Missing results"), ("p", "Not available, so left out below: " + "; ".join(missing) + ".")]
-    figure_data: dict[str, bytes] = {}
+    champion = (inputs["evaluation"] or {}).get("champion")
+    page.add(("h2", "Results"), ("p", "Test accuracy over each model's seeds: mean ± sample sd, the 95% "
+                                      "t-interval of the mean, the range and every seed's value; validation "
+                                      "accuracy of the kept, the best and the last epoch, means over seeds."))
+    if champion:
+        page.add(("p", f"Champion by mean validation accuracy (never test): {champion['model']}, val "
+                       f"{champion['val/accuracy']:.4f}, test {champion['test/accuracy']:.4f}."))
+    page.add(("table", tables.results_table(summary, inputs["replicates"], seconds_per_epoch(inputs))))
+    tests = [summary[m]["test/accuracy"] for m in summary]
+    page.figure("test-accuracy.png", figures.seed_dots(list(summary), [t["values"] for t in tests],
+                                                       [t["mean"] for t in tests], [t.get("ci_low") for t in tests],
+                                                       [t.get("ci_high") for t in tests]),
+                "Test accuracy: every seed a dot, the mean a bar with its 95% CI")
 
-    def figure(name: str, drawn, caption: str) -> None:
-        figure_data[name] = png(drawn)
-        blocks.append(("figure", name, caption))
 
-    if summary:
-        champion = (inputs["evaluation"] or {}).get("champion")
-        blocks += [("h2", "Results"), ("p", "Test accuracy over each model's seeds: mean ± sample sd, the 95% "
-                                            "t-interval of the mean, the range and every seed's value; validation "
-                                            "accuracy of the kept, the best and the last epoch, means over seeds.")]
-        if champion:
-            blocks.append(("p", f"Champion by mean validation accuracy (never test): {champion['model']}, val "
-                                f"{champion['val/accuracy']:.4f}, test {champion['test/accuracy']:.4f}."))
-        blocks.append(("table", tables.results_table(summary, inputs["replicates"], seconds_per_epoch(inputs))))
-        tests = [summary[m]["test/accuracy"] for m in summary]
-        figure("test-accuracy.png", figures.seed_dots(list(summary), [t["values"] for t in tests],
-                                                      [t["mean"] for t in tests], [t.get("ci_low") for t in tests],
-                                                      [t.get("ci_high") for t in tests]),
-               "Test accuracy: every seed a dot, the mean a bar with its 95% CI")
-    judged = claims.judge(judged_on)
-    blocks += [("h2", "The tutorial's claims"),
-               ("p", f"Each claim is judged on the distributions over {len(params.base.seeds)} seeds by the rule in "
-                     "its row. Single-seed agreement: how many seeds, judged alone, give the same verdict, i.e. how "
-                     "often a study of one seed would have reached it."),
-               ("table", tables.claims_table(judged)), ("p", tables.not_reproduced(judged, summary))]
-    if curse := tables.winners_curse(summary, inputs["tuning"]):
-        blocks.append(("p", curse))
-    if summary or inputs["reference"]:
-        blocks += [("h2", "Against the tutorial's numbers"),
-                   ("p", "Test accuracy: as the tutorial reports it, its own code run here on the same data (mean ± "
-                         "sd over seeds, percentage points), and this pipeline. " + tables.reference_note(
-                             inputs["reference"])),
-                   ("table", tables.tutorial_table(summary, inputs["reference"]))]
+def _probes(page: Page, inputs: dict, judged_on: claims.Evidence) -> None:
+    """Claim 5's section: the probe table, the gradient curves and the memory curves."""
+    from pipeline import figures
+
     models = ([c.split("/")[0] for c in inputs["gradients"].columns if "/" in c]
               if inputs["gradients"] is not None else list(inputs["norms"]))
-    steps, curves = gradient_curves(inputs["norms"], list(dict.fromkeys(models)))
+    steps, curves = probes.relative_curves(inputs["norms"], list(dict.fromkeys(models)))
     memory = inputs["memory"]
-    if judged_on.reach or judged_on.memory or curves or (memory is not None and not memory.empty):
-        blocks += [("h2", "Vanishing gradients (claim 5)"),
-                   ("p", "Probes on validation reviews. Gradient reach: the loss gradient reaching each input "
-                         "step, relative to the mean of the last 10 steps; reach is its median over the earlier "
-                         "half of the window (near 0 when gradients vanish), at initialisation, after epoch 1 and "
-                         "for the kept model. Memory retention: accuracy with the review's last tokens pushed "
-                         "furthest from the window's end by padding, minus with them at the end. Mean ± sd (seeds).")]
-        if judged_on.reach or judged_on.memory:
-            blocks.append(("table", tables.probe_table(judged_on.reach, judged_on.memory)))
-        if curves:
-            figure("gradients.png", figures.gradient_spread(steps, curves),
-                   "Gradient reaching each step, relative to the last steps: median over seeds, min-max band")
-        if memory is not None and not memory.empty:
-            figure("memory.png", figures.memory_curves(memory),
-                   "Memory probe: accuracy as the content moves away from the window's end, mean and min-max")
+    if not (judged_on.reach or judged_on.memory or curves or (memory is not None and not memory.empty)):
+        return
+    page.add(("h2", "Vanishing gradients (claim 5)"),
+             ("p", "Probes on validation reviews. Gradient reach: the loss gradient reaching each input "
+                   "step, relative to the mean of the last 10 steps; reach is its median over the earlier "
+                   "half of the window (near 0 when gradients vanish), at initialisation, after epoch 1 and "
+                   "for the kept model. Memory retention: accuracy with the review's last tokens pushed "
+                   "furthest from the window's end by padding, minus with them at the end. Mean ± sd (seeds)."))
+    if judged_on.reach or judged_on.memory:
+        page.add(("table", tables.probe_table(judged_on.reach, judged_on.memory)))
+    if curves:
+        page.figure("gradients.png", figures.gradient_spread(steps, curves),
+                    "Gradient reaching each step, relative to the last steps: median over seeds, min-max band")
+    if memory is not None and not memory.empty:
+        page.figure("memory.png", figures.memory_curves(memory),
+                    "Memory probe: accuracy as the content moves away from the window's end, mean and min-max")
+
+
+def _training(page: Page, inputs: dict) -> None:
+    """Speed (claim 4), learning curves, tuning and review lengths."""
+    from pipeline import figures
+
     if inputs["speed"]:
-        blocks += [("h2", "Training speed (claim 4)"), ("p", tables.speed_note(inputs["speed"])),
-                   ("table", tables.speed_table(inputs["speed"]))]
+        page.add(("h2", "Training speed (claim 4)"), ("p", tables.speed_note(inputs["speed"])),
+                 ("table", tables.speed_table(inputs["speed"])))
     if inputs["history"]:
-        blocks += [("h2", "Learning curves"), ("p", "Per experiment: each seed's validation curve (thin) with its "
-                                                    "kept epoch marked, the mean validation curve (thick line) "
-                                                    "and the mean training curve (dots).")]
+        page.add(("h2", "Learning curves"), ("p", "Per experiment: each seed's validation curve (thin) with its "
+                                                  "kept epoch marked, the mean validation curve (thick line) "
+                                                  "and the mean training curve (dots)."))
         for name, per_seed in inputs["history"].items():
             kept = {seed: m["kept/epoch"] for seed, m in inputs["train"].get(name, {}).items() if "kept/epoch" in m}
-            figure(f"curves-{name}.png", figures.seed_curves(per_seed, kept, name),
-                   f"{name}: training (dots) and validation (lines) accuracy and loss over {len(per_seed)} seeds")
+            page.figure(f"curves-{name}.png", figures.seed_curves(per_seed, kept, name),
+                        f"{name}: training (dots) and validation (lines) accuracy and loss over {len(per_seed)} seeds")
     if inputs["tuning"]:
-        blocks += [("h2", "Tuning"), ("p", "Best settings per architecture from its Optuna study, and what pruning "
-                                           "saved: epochs trained against the epochs the same trials would have "
-                                           "run unpruned."), ("table", tables.tuning_table(inputs["tuning"]))]
+        page.add(("h2", "Tuning"), ("p", "Best settings per architecture from its Optuna study, and what pruning "
+                                         "saved: epochs trained against the epochs the same trials would have "
+                                         "run unpruned."), ("table", tables.tuning_table(inputs["tuning"])))
         if inputs["trials"]:
-            figure("tuning.png", figures.tuning_scatter(inputs["trials"]),
-                   "Validation accuracy of every tuning trial against maxlen and units")
+            page.figure("tuning.png", figures.tuning_scatter(inputs["trials"]),
+                        "Validation accuracy of every tuning trial against maxlen and units")
     if inputs["stats"]:
-        blocks += [("h2", "Review lengths"), ("p", "Tokens per review (with the start token) and the share of "
-                                                   "reviews a maxlen cuts."),
-                   ("table", tables.length_table(inputs["stats"]))]
-    return blocks, figure_data
+        page.add(("h2", "Review lengths"), ("p", "Tokens per review (with the start token) and the share of "
+                                                 "reviews a maxlen cuts."),
+                 ("table", tables.length_table(inputs["stats"])))
 
 
 def main() -> None:

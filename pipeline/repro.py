@@ -113,84 +113,99 @@ def select(graph: dict[str, set[str]], targets: list[str]) -> tuple[dict[str, se
 
 
 def run(root: Path, jobs: int, force: bool, cores: list[int], targets: list[str] | None = None) -> int:
+    """Run the selected stages (or every stage), up to ``jobs`` at a time; the exit status."""
     graph, forced = select(stage_graph(root), targets or [])
-    listed = list(graph)
-    done: set[str] = set()
-    running: dict[str, Running] = {}
-    failed: list[str] = []
-    said = threading.Lock()
-    stopping = [0]
+    runner = Runner(root, graph, forced if force else set(), jobs, cores)
+    signal.signal(signal.SIGINT, runner.forward)
+    signal.signal(signal.SIGTERM, runner.forward)
+    return runner.run()
 
-    def say(line: str) -> None:
-        with said:
+
+class Runner:
+    """The stages of ``graph`` (stage -> the stages it needs), each a ``dvc repro --single-item`` of its own."""
+
+    def __init__(self, root: Path, graph: dict[str, set[str]], forced: set[str], jobs: int, cores: list[int]):
+        self.root, self.graph, self.forced, self.jobs, self.cores = root, graph, forced, jobs, cores
+        self.listed = list(graph)
+        self.done: set[str] = set()
+        self.running: dict[str, Running] = {}
+        self.failed: list[str] = []
+        self.said = threading.Lock()
+        self.stopping = 0
+
+    def say(self, line: str) -> None:
+        with self.said:
             print(line, flush=True)
 
-    def forward(signum, frame) -> None:
-        # SIGINT to every stage's process group, whichever signal came: the stage unwinds as from Ctrl-C
-        # (its runs end KILLED), and DVC, which ignores SIGINT while its command runs, waits for it and
-        # records nothing (on SIGTERM DVC itself would exit first and leave the stage unwinding alone).
-        stopping[0] = signum
-        for job in list(running.values()):
+    def forward(self, signum, frame) -> None:
+        """SIGINT to every stage's process group, whichever signal came: the stage unwinds as from Ctrl-C
+        (its runs end KILLED), and DVC, which ignores SIGINT while its command runs, waits for it and
+        records nothing (on SIGTERM DVC itself would exit first and leave the stage unwinding alone)."""
+        self.stopping = signum
+        for job in list(self.running.values()):
             try:
                 os.killpg(job.process.pid, signal.SIGINT)
             except ProcessLookupError:
                 pass
 
-    signal.signal(signal.SIGINT, forward)
-    signal.signal(signal.SIGTERM, forward)
-
-    def start(stage: str, slot: int) -> Running:
+    def start(self, stage: str, slot: int) -> Running:
         command = [sys.executable, "-m", "dvc", "--wait-for-lock", "repro", "--single-item",
-                   *(["--force"] if force and stage in forced else []), stage]
-        if jobs > 1:  # one core per slot; one job keeps every core, like dvc repro
-            command = [sys.executable, "-c", PIN, str(cores[slot % len(cores)]), *command]
-        process = subprocess.Popen(command, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                   bufsize=1, start_new_session=True)
+                   *(["--force"] if stage in self.forced else []), stage]
+        core = self.cores[slot % len(self.cores)] if self.jobs > 1 else None
+        if core is not None:  # one core per slot; one job keeps every core, like dvc repro
+            command = [sys.executable, "-c", PIN, str(core), *command]
+        process = subprocess.Popen(command, cwd=self.root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                   text=True, bufsize=1, start_new_session=True)
         job = Running(stage, process, slot)
-        width = max(map(len, listed))
+        width = max(map(len, self.listed))
 
         def relay() -> None:
             for line in process.stdout:  # universal newlines: progress bars arrive a line per update
                 if line.strip():
-                    say(f"{stage:<{width}} | {line.rstrip()}")
+                    self.say(f"{stage:<{width}} | {line.rstrip()}")
 
         job.reader = threading.Thread(target=relay, daemon=True)
         job.reader.start()
-        where = f"core {cores[slot % len(cores)]}" if jobs > 1 else "all cores"
-        say(f"== {stage}: started on {where} ({len(done)} of {len(listed)} stages done, {len(running) + 1} running)")
+        self.say(f"== {stage}: started on {'all cores' if core is None else f'core {core}'} ({len(self.done)} of "
+                 f"{len(self.listed)} stages done, {len(self.running) + 1} running)")
         return job
 
-    began = time.monotonic()
-    while len(done) < len(listed):
-        if not failed and not stopping[0]:
-            ready = [s for s in listed if s not in done and s not in running and graph[s] <= done]
-            free = sorted(set(range(jobs)) - {job.slot for job in running.values()})
-            for stage, slot in zip(order(ready, listed), free, strict=False):
-                running[stage] = start(stage, slot)
-        if not running:
-            break
-        finished = _wait_any(running)
-        job = running.pop(finished)
+    def run(self) -> int:
+        began = time.monotonic()
+        while len(self.done) < len(self.listed):
+            if not self.failed and not self.stopping:
+                ready = [s for s in self.listed if s not in self.done and s not in self.running
+                         and self.graph[s] <= self.done]
+                free = sorted(set(range(self.jobs)) - {job.slot for job in self.running.values()})
+                for stage, slot in zip(order(ready, self.listed), free, strict=False):
+                    self.running[stage] = self.start(stage, slot)
+            if not self.running:
+                break
+            self.finish(_wait_any(self.running))
+        if self.stopping:
+            print(f"error: interrupted ({signal.Signals(self.stopping).name}); the stages that were running were "
+                  "stopped and DVC recorded none of them", file=sys.stderr)
+            return 128 + self.stopping
+        if self.failed:
+            left = [s for s in self.listed if s not in self.done and s not in self.failed]
+            print(f"error: stage {', '.join(self.failed)} failed (its output is above, prefixed with its name); "
+                  f"not run: {', '.join(left) or 'none'}", file=sys.stderr)
+            return 1
+        self.say(f"== all {len(self.listed)} stages done in {(time.monotonic() - began) / 60:.1f} min, up to "
+                 f"{self.jobs} at a time")
+        return 0
+
+    def finish(self, stage: str) -> None:
+        job = self.running.pop(stage)
         job.reader.join()
-        seconds = time.monotonic() - job.started
+        minutes = (time.monotonic() - job.started) / 60
         if job.process.returncode == 0:
-            done.add(finished)
-            say(f"== {finished}: done in {seconds / 60:.1f} min ({len(done)} of {len(listed)} stages done)")
+            self.done.add(stage)
+            self.say(f"== {stage}: done in {minutes:.1f} min ({len(self.done)} of {len(self.listed)} stages done)")
         else:
-            failed.append(finished)
-            say(f"== {finished}: FAILED (exit {job.process.returncode}) after {seconds / 60:.1f} min"
-                + ("; starting no other stage, waiting for the running ones" if running else ""))
-    if stopping[0]:
-        print(f"error: interrupted ({signal.Signals(stopping[0]).name}); the stages that were running were "
-              "stopped and DVC recorded none of them", file=sys.stderr)
-        return 128 + stopping[0]
-    if failed:
-        left = [s for s in listed if s not in done and s not in failed]
-        print(f"error: stage {', '.join(failed)} failed (its output is above, prefixed with its name); "
-              f"not run: {', '.join(left) or 'none'}", file=sys.stderr)
-        return 1
-    say(f"== all {len(listed)} stages done in {(time.monotonic() - began) / 60:.1f} min, up to {jobs} at a time")
-    return 0
+            self.failed.append(stage)
+            self.say(f"== {stage}: FAILED (exit {job.process.returncode}) after {minutes:.1f} min"
+                     + ("; starting no other stage, waiting for the running ones" if self.running else ""))
 
 
 def _wait_any(running: dict[str, Running]) -> str:

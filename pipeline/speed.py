@@ -51,7 +51,6 @@ def main() -> None:
 
     argparse.ArgumentParser(description="Time one epoch of each architecture's default model, in turns, "
                                         "in one process (params.yaml speed.*).").parse_args()
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     params = config.load()
     load_stats(params.prepare.num_words)
     experiments = timed_models(params)

@@ -34,15 +34,15 @@ import optuna
 import pandas as pd
 
 from pipeline import provenance, study_summary, workers
+from pipeline.architectures import bucketed, uses
 from pipeline.config import INTEGER_TUNABLE, Params
 from pipeline.data import load_split
 from pipeline.locks import StoreLock
-from pipeline.models import VARIABLE_LENGTH, build
 from pipeline.paths import staged_copy, write_outputs
 from pipeline.provenance import file_sha256
 from pipeline.stage import UserError, unwinding
 from pipeline.tracking import EXPERIMENT, OWNER_TAG, log_inputs, owner, started_run
-from pipeline.training import fit, kept_row, seed_everything
+from pipeline.training import build_model, fit_model, kept_row, seed_everything
 
 
 class _WithoutTraceback(logging.Filter):
@@ -72,8 +72,8 @@ def _pruner(params: Params, max_epochs: int) -> optuna.pruners.BasePruner:
 def _sample(trial: optuna.Trial, params: Params, defaults: dict, architecture: str) -> dict:
     values = dict(defaults)
     for name, span in params.tune.space.items():
-        if name == "units" and architecture not in VARIABLE_LENGTH:
-            continue  # the dense baseline has no recurrent units: searching them would waste trials
+        if not uses(architecture, name):
+            continue  # a setting the architecture does not have (dense: units): searching it would waste trials
         if name in INTEGER_TUNABLE:
             values[name] = trial.suggest_int(name, int(span.low), int(span.high), log=span.log)
         else:
@@ -94,7 +94,7 @@ def run_study(params: Params, architecture: str, defaults: dict, storage, name: 
     deadline = time.monotonic() + tune.timeout if tune.timeout else math.inf
     # The same provenance as a training run's, on the study's parent run and every trial's.
     origin = provenance.run_tags(Path.cwd(), stage=f"tune@{architecture}")
-    objective = Objective(params, architecture, defaults, study, slots, deadline, origin, model_dir / name)
+    objective = Objective(params, architecture, defaults, study, deadline, origin, model_dir / name)
     parent_id, fresh = _parent_run(study, architecture, slots, origin)
     with started_run(run_id=parent_id):
         if fresh:
@@ -152,7 +152,7 @@ def _open_study(params: Params, architecture: str, defaults: dict, storage, name
                                         "(and base.deterministic when off): a changed search starts a new study, an "
                                         "unchanged one continues")
         workers.fail_dead_trials(study, storage)
-        searched = [n for n in tune.space if n != "units" or architecture in VARIABLE_LENGTH]
+        searched = [n for n in tune.space if uses(architecture, n)]
         if not any(t.user_attrs.get("default") and t.state != optuna.trial.TrialState.FAIL
                    for t in study.get_trials(deepcopy=False)):
             study.enqueue_trial({n: defaults[n] for n in searched}, user_attrs={"default": True})
@@ -176,31 +176,26 @@ class Objective:
     """One trial: sample, resolve the settings, train with the train stage's build() and fit(), return
     the kept epoch's validation accuracy. Its MLflow run is :func:`_trial_run`'s business."""
 
-    def __init__(self, params: Params, architecture: str, defaults: dict, study: optuna.Study, slots: StoreLock,
-                 deadline: float, origin: dict, model_dir: Path):
+    def __init__(self, params: Params, architecture: str, defaults: dict, study: optuna.Study, deadline: float,
+                 origin: dict, model_dir: Path):
         self.params, self.architecture, self.defaults, self.study = params, architecture, defaults, study
-        self.slots, self.deadline, self.origin, self.model_dir = slots, deadline, origin, model_dir
+        self.deadline, self.origin, self.model_dir = deadline, origin, model_dir
         self.train, self.val = load_split("train"), load_split("val")
-        self.bucketing = params.train.bucketing and architecture in VARIABLE_LENGTH
+        self.bucketing = bucketed(params.train.bucketing, architecture)
         self.datasets = provenance.split_datasets(Path.cwd(), {"train": "training", "val": "validation"})
         model_dir.mkdir(parents=True, exist_ok=True)
 
     def __call__(self, trial: optuna.Trial) -> float:
-        self.slots.release()  # the trial exists now: other workers may ask for theirs (workers.run_trials)
         trial.set_user_attr("owner", owner())
         values = _sample(trial, self.params, self.defaults, self.architecture)
-        seed, train_params = self.params.base.seed + trial.number, self.params.train
+        seed = self.params.base.seed + trial.number
         keras.backend.clear_session()  # one graph per trial: memory stays flat over a long study
         seed_everything(seed, self.params.base.deterministic)
         with self._trial_run(trial, values, seed):
-            model = build(self.architecture, optimizer=train_params.optimizer, learning_rate=values["learning_rate"],
-                          num_words=self.params.prepare.num_words, maxlen=None if self.bucketing else values["maxlen"],
-                          embedding_dim=values["embedding_dim"], units=values["units"], dropout=values["dropout"])
-            rows = fit(model, self.train, self.val, maxlen=values["maxlen"], epochs=values["epochs"],
-                       batch_size=train_params.batch_size, padding=train_params.padding,
-                       truncating=train_params.truncating, bucketing=self.bucketing, seed=seed,
-                       keep=train_params.keep, on_epoch=self._reporter(trial, values["epochs"]))
-            value = kept_row(rows, train_params.keep)["val/accuracy"]  # the kept epoch's, as in training
+            model = build_model(self.params, self.architecture, values)
+            rows = fit_model(self.params, self.architecture, model, values, self.train, self.val, seed,
+                             on_epoch=self._reporter(trial, values["epochs"]))
+            value = kept_row(rows, self.params.train.keep)["val/accuracy"]  # the kept epoch's, as in training
             if value >= _best_value(self.study):
                 self._keep_model(trial, model)
             return value

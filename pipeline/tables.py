@@ -10,7 +10,8 @@ import math
 
 import pandas as pd
 
-from pipeline import claims
+from pipeline import claims, distributions
+from pipeline.architectures import uses
 
 DASH = "—"
 
@@ -30,7 +31,7 @@ def mean_sd(stats: dict, digits: int = 4) -> str:
 
 def percent_spread(values: list[float]) -> str:
     """"87.1% ± 0.4 (3 seeds)": mean and sample sd in percentage points."""
-    d = claims.describe(values)
+    d = distributions.describe(values)
     if d["n"] == 1:
         return f"{d['mean']:.1%} (1 seed)"
     return f"{d['mean']:.1%} ± {100 * d['sd']:.1f} ({d['n']} seeds)"
@@ -40,8 +41,9 @@ def settings_text(settings) -> str:
     """"lstm, maxlen 200, units 32, ..." (units left out for dense, which has none)."""
     if not isinstance(settings, dict):
         return str(settings)
-    shown = {k: v for k, v in settings.items() if k != "architecture"
-             and not (k == "units" and settings.get("architecture") == "dense")}
+    architecture = settings.get("architecture")
+    shown = {k: v for k, v in settings.items()
+             if k != "architecture" and (architecture is None or uses(architecture, k))}
     text = ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}" for k, v in shown.items())
     return f"{settings['architecture']}, {text}" if "architecture" in settings else text
 
@@ -204,7 +206,7 @@ def speed_note(speed: dict) -> str:
 def probe_table(reach: dict[str, dict[str, list[float]]], memory: dict[str, list[float]]) -> pd.DataFrame:
     """Claim 5's numbers per model: gradient reach per snapshot and memory retention, mean ± sd over seeds."""
     def spread(values: list[float]) -> str:
-        d = claims.describe(values)
+        d = distributions.describe(values)
         return f"{d['mean']:.3g}" + (f" ± {d['sd']:.2g}" if d["n"] > 1 else "") + f" ({d['n']})"
 
     rows = []

@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 from pipeline import config
+from pipeline.architectures import NAMES, bucketed
 from pipeline.config import ExperimentParams, Params
 from pipeline.data import load_stats
 from pipeline.paths import (
@@ -39,15 +40,13 @@ from pipeline.stage import UserError, outputs_written, run
 
 def check_experiment(params: Params, name: str, longest_review: int) -> ExperimentParams:
     """The experiment's settings, or a UserError naming what is wrong, before any work starts."""
-    from pipeline.models import ARCHITECTURES
-
     experiments = params.train.experiments
     if name not in experiments:
         raise UserError(f"params.yaml: train.experiments has no {name!r}; defined: {', '.join(experiments)}")
     experiment = experiments[name]
     key = f"params.yaml: train.experiments.{name}"
-    if experiment.architecture not in ARCHITECTURES:
-        raise UserError(f"{key}.architecture = {experiment.architecture!r}: must be one of {', '.join(ARCHITECTURES)}")
+    if experiment.architecture not in NAMES:
+        raise UserError(f"{key}.architecture = {experiment.architecture!r}: must be one of {', '.join(NAMES)}")
     if experiment.maxlen > longest_review:
         raise UserError(
             f"{key}.maxlen = {experiment.maxlen}: must be <= {longest_review}, the longest prepared training "
@@ -65,8 +64,6 @@ def check_seed(params: Params, seed: int) -> int:
 
 def hyperparameters(params: Params, name: str, experiment: ExperimentParams, seed: int) -> dict:
     """Every effective setting of one run, as logged to MLflow."""
-    from pipeline.models import VARIABLE_LENGTH
-
     train = params.train
     return {
         "experiment": name,
@@ -77,7 +74,7 @@ def hyperparameters(params: Params, name: str, experiment: ExperimentParams, see
         "learning_rate": train.learning_rate,
         "padding": train.padding,
         "truncating": train.truncating,
-        "bucketing": train.bucketing and experiment.architecture in VARIABLE_LENGTH,
+        "bucketing": bucketed(train.bucketing, experiment.architecture),
         "loss": "binary_crossentropy",
         "seed": seed,
         "keep": train.keep,
@@ -111,32 +108,29 @@ def main() -> None:
     parser.add_argument("--experiment", required=True, help="name under train.experiments, e.g. lstm")
     parser.add_argument("--seed", required=True, type=int, help="one of base.seeds, e.g. 1")
     arguments = parser.parse_args()
-    name = arguments.experiment
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter, not our progress
     params = config.load()
     stats = load_stats(params.prepare.num_words)
-    experiment = check_experiment(params, name, stats["splits"]["train"]["length"]["max"])
-    seed = check_seed(params, arguments.seed)
+    experiment = check_experiment(params, arguments.experiment, stats["splits"]["train"]["length"]["max"])
+    train_replicate(params, arguments.experiment, experiment, check_seed(params, arguments.seed))
 
-    # Heavy imports only once the inputs are known to be good.
+
+def train_replicate(params: Params, name: str, experiment: ExperimentParams, seed: int) -> None:
+    """Train, probe and save one replicate; record it in its MLflow run. Inputs are checked already."""
     import mlflow
 
-    from pipeline import figures, probes, provenance, tracking
+    from pipeline import probes, provenance, tracking
     from pipeline.data import load_split, pad
-    from pipeline.models import build
-    from pipeline.training import fit, seed_everything, summarize
+    from pipeline.training import build_model, fit_model, seed_everything, summarize
 
     settings = hyperparameters(params, name, experiment, seed)
     seed_everything(seed, params.base.deterministic)
     train, val = load_split("train"), load_split("val")
-    padding, truncating = params.train.padding, params.train.truncating
     probe = val.take(probes.gradient_rows(val, experiment.maxlen, params.evaluate.probe_reviews))
-    probe_x, probe_y = pad(probe, experiment.maxlen, padding, truncating), probe.labels.astype("float32")
-    root = tracking.project_root(Path.cwd())
-    uri = tracking.start(root, os.environ.get("MLFLOW_TRACKING_URI"))
+    probe_x = pad(probe, experiment.maxlen, params.train.padding, params.train.truncating)
+    probe_y = probe.labels.astype("float32")
+    uri = tracking.start(tracking.project_root(Path.cwd()), os.environ.get("MLFLOW_TRACKING_URI"))
     # lab.experiment groups the replicates: `mlflow ui` can group or filter runs by this tag.
     tags = provenance.run_tags(Path.cwd(), stage=f"train@{name}-{seed}", seed=seed) | {"lab.experiment": name}
-
     print(f"training {name} seed {seed} ({experiment.architecture}, maxlen {experiment.maxlen}, "
           f"{experiment.epochs} epochs, keep {params.train.keep}) on {len(train):,} reviews, validating on "
           f"{len(val):,}; MLflow: {uri}", flush=True)
@@ -144,13 +138,7 @@ def main() -> None:
     with tracking.started_run(run_name=f"{name} seed {seed}", tags=tags) as active:
         mlflow.log_params(settings)
         tracking.log_inputs(**provenance.split_datasets(Path.cwd(), {"train": "training", "val": "validation"}))
-        model = build(
-            experiment.architecture, optimizer=params.train.optimizer, learning_rate=params.train.learning_rate,
-            num_words=params.prepare.num_words, embedding_dim=experiment.embedding_dim,
-            # Bucketed batches vary in length: the model then takes any length.
-            maxlen=None if settings["bucketing"] else experiment.maxlen,
-            units=experiment.units, dropout=experiment.dropout,
-        )
+        model = build_model(params, experiment.architecture, settings)
         # Claim 5: the gradient reaching each input step, before training, after epoch 1 and at the end.
         gradients = {"init": probes.input_gradient_norms(model, probe_x, probe_y)}
 
@@ -158,11 +146,7 @@ def main() -> None:
             if row["epoch"] == 1:
                 gradients["epoch1"] = probes.input_gradient_norms(model, probe_x, probe_y)
 
-        rows = fit(
-            model, train, val, maxlen=experiment.maxlen, epochs=experiment.epochs,
-            batch_size=params.train.batch_size, padding=padding, truncating=truncating,
-            bucketing=settings["bucketing"], seed=seed, keep=params.train.keep, on_epoch=after_epoch,
-        )
+        rows = fit_model(params, experiment.architecture, model, settings, train, val, seed, on_epoch=after_epoch)
         gradients["final"] = probes.input_gradient_norms(model, probe_x, probe_y)  # the kept weights
         metrics = {"experiment": name, "seed": seed} | summarize(rows, model.count_params(), params.train.keep)
         mlflow.log_metrics({k: v for k, v in metrics.items() if isinstance(v, int | float) and k != "seed"
@@ -178,18 +162,26 @@ def main() -> None:
                       staged={saved: partial})
         outputs_written()
         mlflow.set_tag("model.sha256", provenance.file_sha256(saved))  # how evaluate finds this run
-
-        mlflow.log_artifact(str(train_history_path(name, seed)))
-        mlflow.log_artifact(str(train_gradients_path(name, seed)))
-        mlflow.log_figure(figures.learning_curves(rows, f"{name} seed {seed}"), "learning_curves.png")
-        summary: list[str] = []
-        model.summary(print_fn=lambda line, *args, **kwargs: summary.append(line))
-        tracking.log_text_artifacts({"model_summary.txt": "\n".join(summary) + "\n"})
-        tracking.log_model(model, pad(val, experiment.maxlen, padding, truncating)[:2])
+        _log_artifacts(model, rows, name, seed, pad(val, experiment.maxlen, params.train.padding,
+                                                     params.train.truncating)[:2])
     print(f"{name} seed {seed}: kept epoch {metrics['kept/epoch']}, val/accuracy {metrics['val/accuracy']:.4f} "
           f"(last epoch {metrics['last/val/accuracy']:.4f}), {metrics['epoch/seconds']:.1f} s/epoch, "
           f"{time.perf_counter() - started:.0f} s in all; MLflow run {active.info.run_id}")
 
+
+def _log_artifacts(model, rows: list[dict], name: str, seed: int, example) -> None:
+    """The run's files beside its metrics: history, gradients, learning curves, summary, the model."""
+    import mlflow
+
+    from pipeline import figures, tracking
+
+    mlflow.log_artifact(str(train_history_path(name, seed)))
+    mlflow.log_artifact(str(train_gradients_path(name, seed)))
+    mlflow.log_figure(figures.learning_curves(rows, f"{name} seed {seed}"), "learning_curves.png")
+    summary: list[str] = []
+    model.summary(print_fn=lambda line, *args, **kwargs: summary.append(line))
+    tracking.log_text_artifacts({"model_summary.txt": "\n".join(summary) + "\n"})
+    tracking.log_model(model, example)
 
 if __name__ == "__main__":
     run(main)

@@ -17,6 +17,8 @@ import keras
 import mlflow
 import numpy as np
 
+from pipeline.architectures import bucketed
+from pipeline.config import Params
 from pipeline.data import Sequences, pad
 
 KEEP = ("best", "last")  # which epoch's weights a run keeps (params train.keep)
@@ -172,6 +174,26 @@ def fit(
     if keep == "best" and logger.best_weights is not None:
         model.set_weights(logger.best_weights)
     return logger.rows
+
+
+def build_model(params: Params, architecture: str, settings: dict) -> keras.Model:
+    """The compiled model of ``architecture`` with ``settings`` (maxlen, units, embedding_dim, dropout,
+    learning_rate: an experiment's, or a trial's); a model taking any length when training is bucketed."""
+    from pipeline.models import build
+
+    return build(architecture, optimizer=params.train.optimizer, learning_rate=settings["learning_rate"],
+                 num_words=params.prepare.num_words, embedding_dim=settings["embedding_dim"],
+                 maxlen=None if bucketed(params.train.bucketing, architecture) else settings["maxlen"],
+                 units=settings["units"], dropout=settings["dropout"])
+
+
+def fit_model(params: Params, architecture: str, model: keras.Model, settings: dict, train: Sequences,
+              val: Sequences, seed: int, on_epoch: Callable[[dict], None] | None = None) -> list[dict]:
+    """:func:`fit` with the shared train.* settings and the run's own maxlen and epochs."""
+    shared = params.train
+    return fit(model, train, val, maxlen=settings["maxlen"], epochs=settings["epochs"], batch_size=shared.batch_size,
+               padding=shared.padding, truncating=shared.truncating,
+               bucketing=bucketed(shared.bucketing, architecture), seed=seed, keep=shared.keep, on_epoch=on_epoch)
 
 
 def kept_row(rows: list[dict], keep: str) -> dict:

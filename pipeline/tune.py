@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 from pipeline import config
+from pipeline.architectures import NAMES
 from pipeline.config import INTEGER_TUNABLE, TUNABLE, Params, settings_of, tunable_rule
 from pipeline.data import load_stats
 from pipeline.locks import StoreLock
@@ -33,10 +34,8 @@ from pipeline.stage import UserError, run
 
 def check_space(params: Params, architecture: str, longest_review: int) -> dict:
     """The architecture's default settings, after checking the search space against them."""
-    from pipeline.models import ARCHITECTURES
-
-    if architecture not in ARCHITECTURES:
-        raise UserError(f"tune: architecture {architecture!r} unknown; must be one of {', '.join(ARCHITECTURES)}")
+    if architecture not in NAMES:
+        raise UserError(f"tune: architecture {architecture!r} unknown; must be one of {', '.join(NAMES)}")
     if architecture not in params.train.experiments:
         raise UserError(f"params.yaml: tune.architectures names {architecture!r}, but train.experiments has no "
                         f"{architecture!r} entry to take its default settings from")
@@ -85,7 +84,6 @@ def main() -> None:
                              "the DVC stage (dvc repro tune@<architecture>) writes them")
     arguments = parser.parse_args()
     architecture = arguments.architecture
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     params = config.load()
     stats = load_stats(params.prepare.num_words)
     defaults = check_space(params, architecture, stats["splits"]["train"]["length"]["max"])

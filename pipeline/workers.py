@@ -63,7 +63,7 @@ def fail_dead_trials(study: optuna.Study, storage) -> None:
             optuna.storages.fail_stale_trials(study)
     for trial in study.get_trials(deepcopy=False, states=(states.RUNNING,)):
         if owner_is_dead(trial.user_attrs.get("owner", "")):
-            storage.set_trial_state_values(trial._trial_id, states.FAIL)  # no public API for another's trial
+            study.tell(trial.number, state=states.FAIL, skip_if_finished=True)
             print(f"study {study.study_name}: trial {trial.number} lost its worker ({trial.user_attrs['owner']}); "
                   "failed, its slot is run again", flush=True)
     client = mlflow.MlflowClient()
@@ -75,6 +75,20 @@ def fail_dead_trials(study: optuna.Study, storage) -> None:
                     client.set_terminated(run_id, "KILLED")
             except mlflow.exceptions.MlflowException:
                 pass  # the run lives in another store
+
+
+class SlotSampler(optuna.samplers.TPESampler):
+    """TPE that lets the other workers in as soon as Optuna has made this worker's trial: the slot lock is
+    held from counting the study's trials to creating one (``run_trials``), never while a trial trains.
+    ``before_trial`` is the sampler hook Optuna calls right after it creates (or dequeues) a trial."""
+
+    def __init__(self, slots: StoreLock, seed: int):
+        super().__init__(seed=seed)
+        self.slots = slots
+
+    def before_trial(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        super().before_trial(study, trial)
+        self.slots.release()
 
 
 def run_trials(study: optuna.Study, storage, slots: StoreLock, objective, n_trials: int, deadline: float,
@@ -97,8 +111,8 @@ def run_trials(study: optuna.Study, storage, slots: StoreLock, objective, n_tria
             if finished >= n_trials:
                 return
             if finished + running < n_trials:
-                # Asks for the trial while the lock is held; the objective releases it first thing.
-                study.sampler = optuna.samplers.TPESampler(seed=zlib.crc32(f"{seed}/{len(trials)}".encode()))
+                # Asks for the trial while the lock is held; the sampler releases it once the trial exists.
+                study.sampler = SlotSampler(slots, seed=zlib.crc32(f"{seed}/{len(trials)}".encode()))
                 study.optimize(objective, n_trials=1, gc_after_trial=True, catch=(TrialCut,))
                 continue
         finally:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from pipeline import claims
+from pipeline import claims, distributions
 
 T = stats.t.ppf(0.975, 2)  # the 95% t-interval of a mean of three is mean +- T * sd / sqrt(3)
 HIGH, LOW = [0.88, 0.885, 0.89], [0.85, 0.855, 0.86]  # clearly separated: ASO gives 0 one way
@@ -34,18 +34,18 @@ def evidence(seeds=(1, 2, 3), **changes) -> claims.Evidence:
 
 
 def test_describe_gives_the_t_interval_and_none_below_two_values():
-    d = claims.describe([0.86, 0.87, 0.88])
+    d = distributions.describe([0.86, 0.87, 0.88])
     assert (d["n"], d["min"], d["max"]) == (3, 0.86, 0.88)
     assert d["mean"] == pytest.approx(0.87) and d["sd"] == pytest.approx(0.01)
     assert d["ci_low"] == pytest.approx(0.87 - T * 0.01 / math.sqrt(3))
     assert d["ci_high"] == pytest.approx(0.87 + T * 0.01 / math.sqrt(3))
-    assert claims.describe([0.5]) == {"n": 1, "mean": 0.5, "sd": None, "min": 0.5, "max": 0.5, "ci_low": None,
+    assert distributions.describe([0.5]) == {"n": 1, "mean": 0.5, "sd": None, "min": 0.5, "max": 0.5, "ci_low": None,
                                       "ci_high": None}
-    same = claims.describe([0.5, 0.5])
+    same = distributions.describe([0.5, 0.5])
     assert (same["sd"], same["ci_low"], same["ci_high"]) == (0.0, 0.5, 0.5)
     for bad in ([], [0.5, float("nan")], [None], [[0.5]]):
         with pytest.raises(ValueError, match="values"):
-            claims.describe(bad)
+            distributions.describe(bad)
 
 
 @pytest.mark.parametrize(("values", "verdict"), [
@@ -230,5 +230,5 @@ def test_tutorial_numbers_measured_here_are_not_in_the_code():
 
 
 def test_format_p_bounds_underflow():
-    assert claims.format_p(0.0) == "< 1e-300" and claims.format_p(0.0123) == "0.012"
-    assert claims.p_clause(0.0) == "p < 1e-300" and claims.p_clause(0.0123) == "p = 0.012"
+    assert distributions.format_p(0.0) == "< 1e-300" and distributions.format_p(0.0123) == "0.012"
+    assert distributions.p_clause(0.0) == "p < 1e-300" and distributions.p_clause(0.0123) == "p = 0.012"

@@ -54,7 +54,8 @@ def stages() -> dict[str, dict]:
 def test_every_stage_depends_on_exactly_the_code_it_runs(name: str):
     stage = stages()[name]
     module = re.fullmatch(r"python -m pipeline\.(\w+)( .*)?", stage["cmd"]).group(1)
-    runs = {f"pipeline/{m}.py" for m in closure(module)}
+    # The package's __init__ runs first in every stage: it picks the Keras backend, which changes results.
+    runs = {f"pipeline/{m}.py" for m in closure(module)} | {"pipeline/__init__.py"}
     listed = {d for d in stage["deps"] if isinstance(d, str) and d.startswith("pipeline/")}
     assert sorted(runs - listed) == [], f"{name}: imported but not in deps"
     assert sorted(listed - runs) == [], f"{name}: in deps but never imported"

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline import claims, config, figures, report, tables
+from pipeline import claims, config, figures, rendering, report, tables
 from pipeline.paths import (
     EVALUATION,
     EVALUATION_RUN,
@@ -139,7 +139,7 @@ def test_render_embeds_figures_and_escapes_text():
     markdown, page = report.render([("h1", "T"), ("p", "1 < 2"), ("table", table), ("figure", "f.png", "cap")],
                                    {"f.png": b"\x89PNG fake"})
     assert "| a\\|b | c |" in markdown and "x\\|y" in markdown and "![cap](figures/f.png)" in markdown
-    assert report.markdown_table(table).splitlines()[1] == "|---|---|"
+    assert rendering.markdown_table(table).splitlines()[1] == "|---|---|"
     assert "1 &lt; 2" in page and "&lt;b&gt;" in page and 'src="data:image/png;base64,' in page
 
 
@@ -323,4 +323,4 @@ def test_a_table_from_an_older_evaluate_is_named_not_misread(params, tmp_path, m
 def test_learning_curves_of_one_run_keep_the_train_stages_signature():
     rows = [{"epoch": e, "train/accuracy": 0.8, "train/loss": 0.4, "val/accuracy": 0.8, "val/loss": 0.4}
             for e in (1, 2)]
-    assert report.png(figures.learning_curves(rows, "lstm seed 1")).startswith(b"\x89PNG")
+    assert rendering.png(figures.learning_curves(rows, "lstm seed 1")).startswith(b"\x89PNG")
