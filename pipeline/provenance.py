@@ -90,14 +90,15 @@ def split_datasets(root: Path, splits: dict[str, str]) -> dict[str, list]:
 
 def versions() -> dict[str, str]:
     """Versions of Keras, its running backend (tensorflow or jax), MLflow and Python."""
-    from importlib import metadata
+    import importlib
 
     import keras
     import mlflow
 
-    backend = keras.backend.backend()
-    return {"keras": keras.__version__, "keras.backend": backend, backend: metadata.version(backend),
-            "mlflow": mlflow.__version__, "python": platform.python_version()}
+    backend = keras.backend.backend()  # its module is imported already, whichever distribution installed it
+    return {"keras": keras.__version__, "keras.backend": backend,
+            backend: importlib.import_module(backend).__version__, "mlflow": mlflow.__version__,
+            "python": platform.python_version()}
 
 
 def accelerators() -> list[str]:
