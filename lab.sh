@@ -11,7 +11,8 @@
 # versions of constraints.txt; it reruns only when pyproject.toml or
 # constraints.txt changed. The default extra, cpu, installs JAX (the Keras backend used
 # by default) and TensorFlow's CPU build (KERAS_BACKEND=tensorflow selects it);
-# LAB_EXTRA=gpu installs TensorFlow's CUDA build alone. Offline: IMDB_ARCHIVE=/path/to/aclImdb_v1.tar.gz.
+# LAB_EXTRA=gpu installs JAX with CUDA 13 instead of JAX for the CPU, LAB_EXTRA=gpu-tensorflow TensorFlow's
+# CUDA build alone. Offline: IMDB_ARCHIVE=/path/to/aclImdb_v1.tar.gz.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -31,9 +32,10 @@ setup() {
     exit 2
   fi
   local extra=${LAB_EXTRA:-cpu}
-  case "$extra" in cpu|gpu) ;; *) echo "error: LAB_EXTRA=$extra: must be cpu or gpu" >&2; exit 2;; esac
-  # The CPU and CUDA builds of TensorFlow are different distributions of one module: installing one over
-  # the other leaves both. Another extra therefore rebuilds .venv from scratch.
+  case "$extra" in cpu|gpu|gpu-tensorflow) ;;
+    *) echo "error: LAB_EXTRA=$extra: must be cpu, gpu or gpu-tensorflow" >&2; exit 2;; esac
+  # The CPU and CUDA builds of TensorFlow (and JAX's CUDA plugin) are different distributions beside one
+  # module: installing one over the other leaves both. Another extra therefore rebuilds .venv from scratch.
   local installed
   installed=$(cat .venv/.lab-installed 2>/dev/null || true)
   if [ -n "$installed" ] && [ "${installed%% *}" != "$extra" ]; then

@@ -2,12 +2,21 @@
 
 import importlib.util
 import os
+import sys
 
 # The one thing importing the package does: the environment Keras reads when it is first imported.
 # TensorFlow's C++ start-up chatter is not our progress.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # The Keras backend, chosen before anything imports Keras: KERAS_BACKEND when set, else JAX where it is
 # installed (./lab.sh's default cpu extra; 1.1-7x faster epochs than TensorFlow on these CPUs, see
-# docs/measurements.md), else TensorFlow (the gpu extra installs only TensorFlow's CUDA build).
+# docs/measurements.md), else TensorFlow (the gpu-tensorflow extra installs only TensorFlow's CUDA build).
 if not os.environ.get("KERAS_BACKEND"):
     os.environ["KERAS_BACKEND"] = "jax" if importlib.util.find_spec("jax") else "tensorflow"
+# Any other value (or one not installed) would fail deep inside Keras' import with a traceback: say it in
+# one line, as every stage says bad input, before anything is written.
+_SUPPORTED = ("jax", "tensorflow")
+if os.environ["KERAS_BACKEND"] not in _SUPPORTED or not importlib.util.find_spec(os.environ["KERAS_BACKEND"]):
+    _installed = [name for name in _SUPPORTED if importlib.util.find_spec(name)]
+    print(f"error: KERAS_BACKEND={os.environ['KERAS_BACKEND']}: must be jax or tensorflow "
+          f"(installed here: {', '.join(_installed) or 'neither; run ./lab.sh setup'})", file=sys.stderr)
+    raise SystemExit(2)

@@ -9,8 +9,8 @@ function plus one entry in ``ARCHITECTURES``.
 built. ``maxlen=None`` builds a recurrent model for sequences of any length,
 for length-bucketed batches; the dense baseline flattens the embedding and
 always needs a fixed ``maxlen``. Recurrent layers
-keep Keras' default activations and ``recurrent_dropout=0`` so TensorFlow can
-use its fused cuDNN kernels on a GPU; ``dropout`` applies to their inputs.
+keep Keras' default activations and ``recurrent_dropout=0`` so Keras can
+use cuDNN's fused kernels on a GPU (on JAX and on TensorFlow); ``dropout`` applies to their inputs.
 """
 
 from __future__ import annotations

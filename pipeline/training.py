@@ -9,6 +9,7 @@ same values to the active MLflow run, and hands the row to an optional hook
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -201,9 +202,21 @@ def kept_row(rows: list[dict], keep: str) -> dict:
     return max(rows, key=lambda r: r["val/accuracy"]) if keep == "best" else rows[-1]
 
 
+# XLA's switch for deterministic GPU kernels. Without it two runs of one seed differ on a GPU (cuDNN's LSTM
+# and Keras' scan alike, measured on an H200: bench/gpu.py); on a CPU it changes nothing.
+XLA_DETERMINISM = "--xla_gpu_deterministic_ops=true"
+
+
 def seed_everything(seed: int, deterministic: bool) -> None:
-    """Seed Python, NumPy and the Keras backend; optionally make TensorFlow ops deterministic (JAX's
-    CPU kernels are deterministic already)."""
+    """Seed Python, NumPy and the Keras backend; optionally make the backend's ops deterministic.
+
+    TensorFlow has a switch for it. JAX's CPU kernels are deterministic already; on a GPU, XLA reads
+    ``XLA_FLAGS`` once, when JAX first runs an operation, so the flag is set here, before any model exists.
+    """
+    if deterministic and keras.backend.backend() == "jax":
+        flags = os.environ.get("XLA_FLAGS", "")
+        if XLA_DETERMINISM not in flags.split():
+            os.environ["XLA_FLAGS"] = f"{flags} {XLA_DETERMINISM}".strip()
     keras.utils.set_random_seed(seed)
     if deterministic and keras.backend.backend() == "tensorflow":
         import tensorflow as tf

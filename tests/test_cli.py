@@ -39,3 +39,13 @@ def test_imdb_lab_lists_the_stages_runs_one_and_refuses_an_unknown_one(tmp_path:
                                     "download, prepare, train, tune, speed, evaluate, register, report, predict, repro")
     assert subprocess.run(["imdb-predict", "--help"], cwd=tmp_path, env=command_env(),
                           capture_output=True, text=True).stdout.startswith("usage: imdb-lab predict")
+
+
+@pytest.mark.parametrize("backend", ["foo", "torch"])
+def test_an_unsupported_keras_backend_is_one_line_and_exit_2_before_anything_is_written(tmp_path: Path, backend: str):
+    result = subprocess.run([sys.executable, "-m", "pipeline.train", "--experiment", "lstm", "--seed", "1"],
+                            cwd=tmp_path, env=command_env() | {"KERAS_BACKEND": backend}, capture_output=True,
+                            text=True)
+    assert result.returncode == 2 and list(tmp_path.iterdir()) == []
+    assert result.stderr.startswith(f"error: KERAS_BACKEND={backend}: must be jax or tensorflow (installed here: ")
+    assert len(result.stderr.splitlines()) == 1

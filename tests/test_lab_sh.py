@@ -46,3 +46,15 @@ def test_another_extra_rebuilds_the_environment_instead_of_installing_over_it(tm
     assert log[0] == "venv created" and "[gpu,dev]" in log[1]
     assert not (tmp_path / ".venv/left-from-cpu").exists()
     assert (tmp_path / ".venv/.lab-installed").read_text().startswith("gpu ")
+
+
+def test_an_unknown_extra_is_one_line_naming_the_allowed_ones(tmp_path: Path):
+    for name in ("lab.sh", "pyproject.toml", "constraints.txt"):
+        shutil.copy(ROOT / name, tmp_path / name)
+    (tmp_path / "stub-python").write_text(STUB)
+    (tmp_path / "stub-python").chmod(0o755)
+    result = setup(tmp_path, "cuda")
+    assert result.returncode == 2 and not (tmp_path / ".venv").exists()
+    assert result.stderr == "error: LAB_EXTRA=cuda: must be cpu, gpu or gpu-tensorflow\n"
+    assert setup(tmp_path, "gpu-tensorflow").returncode == 0
+    assert "[gpu-tensorflow,dev]" in (tmp_path / "log.txt").read_text()

@@ -1,5 +1,7 @@
 """Each architecture builds, trains an epoch through the shared fit(), and reloads exactly."""
 
+import os
+
 import keras
 import numpy as np
 import pytest
@@ -100,3 +102,15 @@ def test_keep_must_be_best_or_last():
         fit(build("dense", optimizer="adam", learning_rate=1e-2, num_words=100, maxlen=30, embedding_dim=4),
             tiny_split(8, 0), tiny_split(8, 1), maxlen=30, epochs=1, batch_size=4, padding="pre", truncating="pre",
             bucketing=False, seed=0, keep="median")
+
+
+@pytest.mark.skipif(keras.backend.backend() != "jax", reason="XLA's GPU determinism flag is for the JAX backend")
+def test_determinism_on_jax_turns_on_xlas_deterministic_gpu_ops_keeping_other_flags(monkeypatch):
+    from pipeline.training import XLA_DETERMINISM
+
+    monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_enable_fast_math=false")
+    seed_everything(1, deterministic=False)
+    assert os.environ["XLA_FLAGS"] == "--xla_cpu_enable_fast_math=false"
+    seed_everything(1, deterministic=True)
+    seed_everything(1, deterministic=True)  # once only
+    assert os.environ["XLA_FLAGS"] == f"--xla_cpu_enable_fast_math=false {XLA_DETERMINISM}"
