@@ -1,72 +1,86 @@
-"""Benchmark: length-bucketed batches (train.bucketing) for lstm_maxlen500.
+"""Benchmark: length-bucketed batches (train.bucketing) over the replicate seeds, on the train stage's code.
 
-In one process: the tutorial's plain script (time per epoch), then our fit
-unbucketed and bucketed, each the full EPOCHS epochs from the same seed, each
-scored once on the test split (this is a benchmark of the batching, not model
-selection). Goal from the issue: bucketed <= 0.7x the plain script's seconds
-per epoch, with test accuracy within noise of the unbucketed run.
+For each seed (base.seeds unless --seeds), one default experiment (lstm_maxlen500 unless named) is
+trained as its train stage trains it (``training.build_model`` and ``fit_model`` with params.yaml:
+determinism, the best validation epoch kept), unbucketed and bucketed, alternating in one process
+(the machine drifts), and the kept model is scored on the test split as evaluate scores it
+(``evaluate.predict``: the bucketed model reads each review at its own width, as in its validation;
+no maxlen padding it never saw). This benchmarks the batching, it selects nothing. Prints per seed
+the steady seconds per epoch (median, first epoch left out) and the val and test accuracy, then each
+side's mean ± sd over seeds and the time ratio.
 
-    .venv/bin/python bench/bucketing.py [experiment]    # default lstm_maxlen500
+With determinism on, the unbucketed side repeats the train stage's replicate of the same seed number
+for number; ``--only bucketed`` skips it (compare with the run's own replicates instead).
+
+    .venv/bin/python bench/bucketing.py [experiment] [--seeds 1 2 3] [--only bucketed|unbucketed]
 """
 
-import math
-import os
+import argparse
+import dataclasses
 import statistics
 import sys
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import pipeline  # noqa: E402,F401  (picks the Keras backend the pipeline uses: pipeline/__init__.py)
 
 # isort: split
 import keras  # noqa: E402
+import numpy as np  # noqa: E402
 
-from bench.tutorial import tutorial_fit  # noqa: E402
-from pipeline import config  # noqa: E402
+from pipeline import config, evaluate  # noqa: E402
 from pipeline.data import load_split, pad  # noqa: E402
-from pipeline.models import build  # noqa: E402
-from pipeline.training import fit, seed_everything  # noqa: E402
-
-PLAIN_EPOCHS = 3
+from pipeline.training import build_model, fit_model, seed_everything  # noqa: E402
 
 
-def main():
-    name = sys.argv[1] if len(sys.argv) > 1 else "lstm_maxlen500"
-    experiment = config.load().train.experiments[name]
-    train, val, test = (load_split(s) for s in ("train", "val", "test"))
-    x_test, y_test = pad(test, experiment.maxlen), test.labels
+def one(params, name: str, seed: int, bucketing: bool, splits) -> dict:
+    params = dataclasses.replace(params, train=dataclasses.replace(params.train, bucketing=bucketing))
+    experiment = params.train.experiments[name]
+    settings = vars(experiment) | {"learning_rate": params.train.learning_rate}
+    train, val, test = splits
+    keras.backend.clear_session()
+    seed_everything(seed, params.base.deterministic)
+    model = build_model(params, experiment.architecture, settings)
+    rows = fit_model(params, experiment.architecture, model, settings, train, val, seed)
+    x = pad(test, experiment.maxlen, params.train.padding, params.train.truncating)
+    probabilities, _ = evaluate.predict(model, x, test.lengths, params.train.padding, params.train.batch_size)
+    return {"seconds": statistics.median(r["epoch/seconds"] for r in rows[1:]),
+            "val": max(r["val/accuracy"] for r in rows),
+            "test": float(np.mean((probabilities >= 0.5) == test.labels.astype(bool)))}
 
-    seed_everything(0, deterministic=False)
-    _, plain_seconds = tutorial_fit(experiment.architecture, experiment.maxlen, pad(train, experiment.maxlen),
-                                    train.labels, pad(val, experiment.maxlen), val.labels, PLAIN_EPOCHS)
-    plain = statistics.median(plain_seconds[1:])
-    print(f"plain tutorial script: {', '.join(f'{s:.1f}' for s in plain_seconds)} s per epoch", flush=True)
 
-    results = {}
-    for bucketing in (False, True):
-        keras.backend.clear_session()
-        seed_everything(0, deterministic=False)
-        model = build(experiment.architecture, optimizer="rmsprop", learning_rate=1e-3, num_words=10000,
-                      maxlen=None if bucketing else experiment.maxlen, embedding_dim=experiment.embedding_dim,
-                      units=experiment.units)
-        rows = fit(model, train, val, maxlen=experiment.maxlen, epochs=experiment.epochs, batch_size=128,
-                   padding="pre", truncating="pre", bucketing=bucketing, seed=0)
-        _, accuracy = model.evaluate(x_test, y_test, batch_size=512, verbose=0)
-        seconds = statistics.median(r["epoch/seconds"] for r in rows[1:])
-        results[bucketing] = (seconds, accuracy, rows[-1]["val/accuracy"])
-        print(f"ours, bucketing={bucketing}: {seconds:.1f} s/epoch, test accuracy {accuracy:.4f}", flush=True)
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("experiment", nargs="?", default="lstm_maxlen500")
+    parser.add_argument("--seeds", type=int, nargs="+")
+    parser.add_argument("--only", choices=("bucketed", "unbucketed"))
+    args = parser.parse_args()
+    params = config.load()
+    seeds = args.seeds or list(params.base.seeds)
+    sides = [side for side in ("unbucketed", "bucketed") if args.only in (None, side)]
+    splits = tuple(load_split(s) for s in ("train", "val", "test"))
+    results: dict[str, list[dict]] = {side: [] for side in sides}
+    for seed in seeds:
+        for side in sides:
+            result = one(params, args.experiment, seed, side == "bucketed", splits)
+            results[side].append(result)
+            print(f"seed {seed} {side}: {result['seconds']:.2f} s/epoch, best val accuracy {result['val']:.4f}, "
+                  f"test accuracy {result['test']:.4f}", flush=True)
+    print(f"\n{args.experiment}, seeds {seeds}, backend {keras.backend.backend()}, determinism "
+          f"{params.base.deterministic}\n| side | s/epoch | val accuracy | test accuracy |\n|---|---|---|---|")
 
-    n = len(y_test)
-    print(f"\n{name}, {experiment.epochs} epochs, seed 0, {os.cpu_count()} cores")
-    print(f"{'run':24} {'s/epoch':>8} {'x plain':>8} {'val acc':>8} {'test acc':>9} {'95% CI':>16}")
-    print(f"{'plain tutorial script':24} {plain:8.1f} {1:8.2f}")
-    for bucketing, (seconds, accuracy, val_accuracy) in results.items():
-        half = 1.96 * math.sqrt(accuracy * (1 - accuracy) / n)
-        label = "ours, bucketed" if bucketing else "ours, unbucketed"
-        print(f"{label:24} {seconds:8.1f} {seconds / plain:8.2f} {val_accuracy:8.4f} {accuracy:9.4f} "
-              f"[{accuracy - half:.4f}, {accuracy + half:.4f}]")
+    def spread(side: str, key: str, digits: int) -> str:
+        values = [r[key] for r in results[side]]
+        sd = statistics.stdev(values) if len(values) > 1 else 0.0
+        return f"{statistics.mean(values):.{digits}f} ± {sd:.{digits}f}"
+
+    for side in sides:
+        print(f"| {side} | {spread(side, 'seconds', 2)} | {spread(side, 'val', 4)} | {spread(side, 'test', 4)} |")
+    if len(sides) == 2:
+        ratio = statistics.mean(r["seconds"] for r in results["bucketed"]) / statistics.mean(
+            r["seconds"] for r in results["unbucketed"])
+        print(f"bucketed / unbucketed seconds per epoch: {ratio:.2f}")
 
 
 if __name__ == "__main__":

@@ -16,7 +16,8 @@ Run     python -m pipeline.evaluate   (or: dvc repro evaluate)
 
 This stage only measures: nothing is chosen or changed by what it sees, and the champion is named by
 validation accuracy, never test. Each model reads the test reviews with its own maxlen and the shared
-padding. A model is an experiment (a file per seed of base.seeds: its replicates) or a tuned model (one
+padding; a model trained on length buckets reads each review at its own width, as in its validation.
+A model is an experiment (a file per seed of base.seeds: its replicates) or a tuned model (one
 file, seed base.seed); its numbers are distributions over its replicates (pipeline.distributions.describe).
 ROC curve and confusion matrix are of its first replicate in base.seeds order.
 
@@ -37,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline import config, probes
+from pipeline import buckets, config, probes
 from pipeline.config import Params, settings_of
 from pipeline.data import load_stats, pad
 from pipeline.evaluation_tables import (
@@ -126,11 +127,27 @@ def probed_experiments(params: Params) -> dict[str, int]:
     return chosen
 
 
-def predict(model, x: np.ndarray) -> tuple[np.ndarray, float]:
-    """Probabilities for ``x`` and reviews per second (after one warm-up batch traced the graph)."""
-    model.predict(x[:PREDICT_BATCH], batch_size=PREDICT_BATCH, verbose=0)
+def predict(model, x: np.ndarray, lengths: np.ndarray, padding: str, batch_size: int) -> tuple[np.ndarray, float]:
+    """Probabilities for ``x`` and reviews per second (after a warm-up that traced the graph).
+
+    A model trained on length buckets (it takes any length) reads each review at its own width, as its
+    validation did in training and as the served model does (:mod:`pipeline.buckets`), in batches of the
+    training batch size, one compiled step per width. Other models read ``x`` as it is.
+    """
+    if model.input_shape[1] is not None:
+        model.predict(x[:PREDICT_BATCH], batch_size=PREDICT_BATCH, verbose=0)
+        started = time.perf_counter()
+        probabilities = model.predict(x, batch_size=PREDICT_BATCH, verbose=0).reshape(-1)
+        return probabilities, len(x) / (time.perf_counter() - started)
+
+    def batch(rows: np.ndarray) -> np.ndarray:  # full batches only: one shape per width
+        padded = np.zeros((batch_size, rows.shape[1]), dtype=rows.dtype)
+        padded[: len(rows)] = rows
+        return np.asarray(model.predict_on_batch(padded)).reshape(-1)[: len(rows)]
+
+    buckets.predict(batch, x, lengths, padding, batch_size)  # warm-up: compiles each width once
     started = time.perf_counter()
-    probabilities = model.predict(x, batch_size=PREDICT_BATCH, verbose=0).reshape(-1)
+    probabilities = buckets.predict(batch, x, lengths, padding, batch_size)
     return probabilities, len(x) / (time.perf_counter() - started)
 
 
@@ -206,7 +223,8 @@ def score(params: Params, found: list[Replicate], probed: dict[str, int]) -> Sco
         if model.input_shape[1] not in (None, maxlen):
             raise UserError(f"{replicate.path}: built for maxlen {model.input_shape[1]}, params say {maxlen}; "
                             "rerun its train or tune stage")
-        probabilities, speed = predict(model, pad(test, maxlen, params.train.padding, params.train.truncating))
+        probabilities, speed = predict(model, pad(test, maxlen, params.train.padding, params.train.truncating),
+                                       test.lengths, params.train.padding, params.train.batch_size)
         metrics = classification(labels, probabilities)
         metrics |= {"test/reviews_per_second": round(speed, 1), "parameters": model.count_params()}
         scores.results[replicate.path] = metrics

@@ -81,19 +81,28 @@ class SentimentModel(mlflow.pyfunc.PythonModel):
         self.model.jit_compile = True
 
     def encode(self, reviews: list[str]) -> np.ndarray:
+        return self._encode(reviews)[0]
+
+    def _encode(self, reviews: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """The reviews padded to maxlen, and their lengths in tokens."""
         from pipeline.data import Sequences, encode, pad, tokenize
 
         sequences = Sequences.from_lists([encode(tokenize(r), self.index) for r in reviews],
                                          np.zeros(len(reviews)), np.zeros(len(reviews)))
-        return pad(sequences, self.maxlen, self.padding, self.truncating)
+        return pad(sequences, self.maxlen, self.padding, self.truncating), sequences.lengths
 
     def predict(self, context, model_input, params=None) -> pd.DataFrame:
         reviews = reviews_from(model_input)
         if not reviews:
             return pd.DataFrame({"probability": np.zeros(0), "label": np.array([], dtype=object)})
-        encoded = self.encode(reviews)
-        probabilities = np.concatenate([self._predict(encoded[start:start + PREDICT_BATCH])
-                                        for start in range(0, len(encoded), PREDICT_BATCH)]).astype(np.float64)
+        encoded, lengths = self._encode(reviews)
+        if self.model.input_shape[1] is None:  # trained on length buckets: each review at its own width
+            from pipeline import buckets
+
+            probabilities = buckets.predict(self._predict, encoded, lengths, self.padding, PREDICT_BATCH)
+        else:
+            probabilities = np.concatenate([self._predict(encoded[start:start + PREDICT_BATCH])
+                                            for start in range(0, len(encoded), PREDICT_BATCH)]).astype(np.float64)
         return pd.DataFrame({"probability": probabilities,
                              "label": np.where(probabilities >= 0.5, "positive", "negative")})
 

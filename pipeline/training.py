@@ -18,13 +18,13 @@ import keras
 import mlflow
 import numpy as np
 
+from pipeline import buckets
 from pipeline.architectures import bucketed
 from pipeline.config import Params
 from pipeline.data import Sequences, pad
 
 KEEP = ("best", "last")  # which epoch's weights a run keeps (params train.keep)
 HISTORY_COLUMNS = ("epoch", "train/accuracy", "train/loss", "val/accuracy", "val/loss", "epoch/seconds")
-BUCKET_STEP = 8  # bucketed batches are padded to a multiple of this many steps: fewer distinct shapes
 BUCKET_POOL = 50  # batches per pool that are formed from length-sorted reviews
 
 
@@ -69,12 +69,12 @@ class BucketedBatches:
     """Batches of reviews of similar length, each padded only to its longest member.
 
     The full ``(n, maxlen)`` array is built once with the run's padding and
-    truncating modes; a batch is a column slice of it (the last ``width``
-    columns for pre-padding, the first for post-padding), so every review keeps
+    truncating modes; a batch is a column slice of it (:func:`buckets.columns`), so every review keeps
     exactly the tokens it has in the unbucketed run, with fewer padding steps.
     Each pass (epoch) shuffles the reviews, sorts them by length within pools of
-    ``BUCKET_POOL`` batches, cuts batches and shuffles the batches; without
-    ``shuffle`` (validation) the order is fixed, by length.
+    ``BUCKET_POOL`` batches, cuts batches and shuffles the batches. Without
+    ``shuffle`` (validation) each review is read at its own width, as evaluate and the served model
+    read it (:func:`buckets.by_width`).
     """
 
     def __init__(self, sequences: Sequences, maxlen: int, batch_size: int, padding: str, truncating: str,
@@ -88,8 +88,7 @@ class BucketedBatches:
     def plan(self) -> list[np.ndarray]:
         """Row indices of each batch, for one pass."""
         if not self.shuffle:
-            order = np.argsort(self.lengths, kind="stable")
-            return [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+            return buckets.by_width(self.lengths, self.maxlen, self.batch_size)
         order = self.rng.permutation(len(self.y))
         pool = self.batch_size * BUCKET_POOL
         batches = []
@@ -100,9 +99,8 @@ class BucketedBatches:
         return [batches[i] for i in self.rng.permutation(len(batches))]
 
     def batch(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        width = min(self.maxlen, -(-int(self.lengths[rows].max()) // BUCKET_STEP) * BUCKET_STEP)
-        columns = slice(self.maxlen - width, None) if self.padding == "pre" else slice(0, width)
-        return self.x[rows, columns], self.y[rows]
+        width = int(buckets.width(int(self.lengths[rows].max()), self.maxlen))
+        return self.x[rows, buckets.columns(width, self.maxlen, self.padding)], self.y[rows]
 
     def __iter__(self):
         for rows in self.plan():
@@ -110,7 +108,7 @@ class BucketedBatches:
 
     def dataset(self):
         """With TensorFlow, a tf.data pipeline with a variable time axis: one traced graph serves every
-        width. With JAX, a Keras PyDataset: one compiled step per width (at most maxlen / BUCKET_STEP)."""
+        width. With JAX, a Keras PyDataset: one compiled step per width (at most maxlen / buckets.STEP)."""
         if keras.backend.backend() != "tensorflow":
             return _Batches(self)
         import tensorflow as tf

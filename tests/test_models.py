@@ -114,3 +114,29 @@ def test_determinism_on_jax_turns_on_xlas_deterministic_gpu_ops_keeping_other_fl
     seed_everything(1, deterministic=True)
     seed_everything(1, deterministic=True)  # once only
     assert os.environ["XLA_FLAGS"] == f"--xla_cpu_enable_fast_math=false {XLA_DETERMINISM}"
+
+
+def test_a_bucketed_model_reads_each_review_at_its_own_width_in_validation_and_evaluate():
+    from pipeline import buckets, evaluate
+
+    seed_everything(2, deterministic=False)
+    model = build("lstm", optimizer="rmsprop", learning_rate=1e-2, num_words=100, maxlen=None, embedding_dim=8,
+                  units=4)
+    train, val = tiny_split(64, 0), tiny_split(40, 1)
+    rows = fit(model, train, val, maxlen=30, epochs=2, batch_size=16, padding="pre", truncating="pre",
+               bucketing=True, seed=1, keep="last")
+    x = pad(val, 30)
+    read = buckets.predict(lambda b: model.predict_on_batch(b), x, val.lengths, "pre", 16)
+    # The validation accuracy Keras computed in training is evaluate's reading of the same reviews.
+    assert np.mean((read > 0.5) == val.labels) == pytest.approx(rows[-1]["val/accuracy"], abs=1e-6)
+    probabilities, _ = evaluate.predict(model, x, val.lengths, "pre", 16)
+    np.testing.assert_allclose(probabilities, read, rtol=1e-5)
+    # A review's probability is its own: the same alone as among the others.
+    for i in (0, 7, 31):
+        alone = buckets.predict(lambda b: model.predict_on_batch(b), x[i:i + 1], val.lengths[i:i + 1], "pre", 16)
+        assert alone[0] == pytest.approx(read[i], rel=1e-5)
+    # Batches of one width each, narrowest first, every review once.
+    batches = buckets.by_width(val.lengths, 30, 16)
+    widths = [set(buckets.width(np.minimum(val.lengths[b], 30), 30).tolist()) for b in batches]
+    assert all(len(w) == 1 for w in widths) and [min(w) for w in widths] == sorted(min(w) for w in widths)
+    assert sorted(np.concatenate(batches).tolist()) == list(range(len(val)))

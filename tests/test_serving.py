@@ -199,3 +199,33 @@ def test_mlflow_models_serve_answers_raw_text_and_survives_bad_requests(register
     finally:
         os.killpg(server.pid, signal.SIGTERM)  # the server and its worker processes
         server.wait(timeout=60)
+
+
+def test_a_model_trained_on_length_buckets_serves_each_review_at_its_own_width(tmp_path: Path):
+    from types import SimpleNamespace
+
+    from pipeline import buckets
+    from pipeline.models import build
+    from pipeline.serving import SentimentModel
+
+    model = build("gru", optimizer="rmsprop", learning_rate=1e-3, num_words=50, maxlen=None, embedding_dim=4,
+                  units=3)
+    model.save(tmp_path / "model.keras")
+    words = [f"w{i}" for i in range(60)]
+    (tmp_path / "vocab.tsv").write_text("".join(f"{w}\t{100 - i}\n" for i, w in enumerate(words)))
+    (tmp_path / "settings.json").write_text(json.dumps({"maxlen": 20, "padding": "pre", "truncating": "pre",
+                                                        "num_words": 50}))
+    served = SentimentModel()
+    served.load_context(SimpleNamespace(artifacts={"keras_model": str(tmp_path / "model.keras"),
+                                                   "vocabulary": str(tmp_path / "vocab.tsv"),
+                                                   "settings": str(tmp_path / "settings.json")}))
+    reviews = ["w1 w2 w3", " ".join(words[:30]), "w5 " * 12]
+    together = served.predict(None, reviews)["probability"].to_numpy()
+    alone = [served.predict(None, [review])["probability"].iloc[0] for review in reviews]
+    np.testing.assert_allclose(together, alone, rtol=1e-5)
+    x, lengths = served._encode(reviews)
+    for i, length in enumerate(lengths):  # 4, 31 and 13 tokens: widths 8, 20 (maxlen) and 16
+        width = int(buckets.width(min(length, 20), 20))
+        assert together[i] == pytest.approx(float(model.predict_on_batch(x[i:i + 1, 20 - width:])[0, 0]), rel=1e-5)
+    # Not the maxlen padding the model never saw in training.
+    assert abs(float(model.predict_on_batch(x[:1])[0, 0]) - together[0]) > 1e-6
