@@ -37,7 +37,7 @@ from pipeline.training import build_model, fit_model, seed_everything  # noqa: E
 def one(params, name: str, seed: int, bucketing: bool, splits) -> dict:
     params = dataclasses.replace(params, train=dataclasses.replace(params.train, bucketing=bucketing))
     experiment = params.train.experiments[name]
-    settings = vars(experiment) | {"learning_rate": params.train.learning_rate}
+    settings = config.experiment_settings(experiment) | {"learning_rate": params.train.learning_rate}
     train, val, test = splits
     keras.backend.clear_session()
     seed_everything(seed, params.base.deterministic)

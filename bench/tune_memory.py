@@ -21,7 +21,7 @@ import mlflow  # noqa: E402
 import optuna  # noqa: E402
 
 from pipeline import config, studies  # noqa: E402
-from pipeline.config import RangeParams  # noqa: E402
+from pipeline.config import SpaceParams  # noqa: E402
 from pipeline.tune import check_space  # noqa: E402
 
 
@@ -49,7 +49,7 @@ def main():
         Path("data").symlink_to(ROOT / "data")
         mlflow.set_tracking_uri(f"sqlite:///{scratch}/mlflow.db")
         mlflow.set_experiment("bench-memory")
-        space = {"maxlen": RangeParams(50, 300, False), "epochs": RangeParams(1, 1, False)}
+        space = {"maxlen": SpaceParams(50, 300, False), "epochs": SpaceParams(1, 1, False)}
         tune = dataclasses.replace(base.tune, pruner="none", n_trials=n_trials, timeout=0, space=space)
         params = dataclasses.replace(base, tune=tune)
         defaults = check_space(base, "dense", 10**6) | {"epochs": 1}

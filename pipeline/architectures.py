@@ -11,9 +11,13 @@ NAMES = ("dense", "simplernn", "lstm", "gru")  # pipeline.models.ARCHITECTURES b
 RECURRENT = frozenset({"simplernn", "lstm", "gru"})
 
 
+# Settings of the recurrent layer: the dense baseline has none of them.
+RECURRENT_SETTINGS = frozenset({"units", "bidirectional", "pooling", "masking"})
+
+
 def uses(architecture: str, setting: str) -> bool:
-    """Whether ``setting`` changes a model of ``architecture``: the dense baseline has no recurrent units."""
-    return setting != "units" or architecture in RECURRENT
+    """Whether ``setting`` changes a model of ``architecture``: the dense baseline has no recurrent layer."""
+    return setting not in RECURRENT_SETTINGS or architecture in RECURRENT
 
 
 def bucketed(bucketing: bool, architecture: str) -> bool:

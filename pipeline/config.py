@@ -23,7 +23,19 @@ from typing import Any
 
 import yaml
 
-from pipeline.rules import Rule, choice, flag, integer, integers, mapping, names, number, text
+from pipeline.rules import (
+    Rule,
+    choice,
+    flag,
+    integer,
+    integers,
+    mapping,
+    names,
+    number,
+    optional_number,
+    scalars,
+    text,
+)
 from pipeline.stage import UserError
 
 PARAMS_FILE = Path("params.yaml")
@@ -62,6 +74,21 @@ class ExperimentParams:
     embedding_dim: int = integer(1, 4096)
     dropout: float = number(at_least=0, below=1)
     epochs: int = integer(1, 1000)
+    # Optional (the tutorial's models when left out); recurrent architectures only:
+    bidirectional: bool = flag(default=False)  # the recurrent layer reads the review both ways
+    pooling: str = choice("last", "max", "mean", default="last")  # last state, or max/mean over time steps
+    masking: bool = flag(default=False)  # the recurrent layer skips padding steps (Embedding mask_zero)
+
+
+# The optional experiment settings and their defaults: a setting at its default is left out of the
+# settings a run records (so results and study names from before these settings existed stay valid).
+OPTIONAL_SETTINGS = {f.name: f.default for f in dataclasses.fields(ExperimentParams)
+                     if f.default is not dataclasses.MISSING}
+
+
+def experiment_settings(experiment: ExperimentParams) -> dict:
+    """An experiment's settings, without optional ones at their default."""
+    return {k: v for k, v in vars(experiment).items() if k not in OPTIONAL_SETTINGS or v != OPTIONAL_SETTINGS[k]}
 
 
 @dataclass(frozen=True)
@@ -79,16 +106,26 @@ class TrainParams:
 
 
 @dataclass(frozen=True)
-class RangeParams:
-    low: float = number()
-    high: float = number()
-    log: bool = flag()
+class SpaceParams:
+    """One searched setting: a range (low, high, log) for a number, or a list of choices."""
+
+    low: float | None = optional_number()
+    high: float | None = optional_number()
+    log: bool = flag(default=False)
+    choices: tuple = scalars("a non-empty list of distinct values, e.g. [last, max, mean]")
+
+    def described(self) -> dict:
+        """What the entry says: its choices, or its range (the form study names have always hashed)."""
+        return {"choices": list(self.choices)} if self.choices else {"low": self.low, "high": self.high,
+                                                                      "log": self.log}
 
 
 # What a study may search over; the other settings come from the architecture's
-# default experiment (train.experiments.<architecture>).
-TUNABLE = ("maxlen", "units", "epochs", "embedding_dim", "learning_rate", "dropout")
-INTEGER_TUNABLE = frozenset({"maxlen", "units", "epochs", "embedding_dim"})  # the rest are real numbers
+# default experiment (train.experiments.<architecture>) and train.*.
+TUNABLE = ("maxlen", "units", "epochs", "embedding_dim", "learning_rate", "dropout", "batch_size", "bidirectional",
+           "pooling", "masking")
+INTEGER_TUNABLE = frozenset({"maxlen", "units", "epochs", "embedding_dim", "batch_size"})
+CATEGORICAL_TUNABLE = frozenset({"bidirectional", "pooling", "masking"})  # searched over choices, not a range
 
 
 def tunable_rule(name: str) -> Rule:
@@ -103,9 +140,10 @@ def tunable_rule(name: str) -> Rule:
 
 def settings_of(params: Params, architecture: str, best_params: dict | None = None) -> dict:
     """Every setting a model of ``architecture`` trains with: its default experiment
-    (train.experiments.<architecture>), the learning rate, and a study's best values over them."""
-    return vars(params.train.experiments[architecture]) | {"learning_rate": params.train.learning_rate} \
-        | (best_params or {})
+    (train.experiments.<architecture>, optional settings at their default left out), the learning rate,
+    and a study's best values over them."""
+    return experiment_settings(params.train.experiments[architecture]) \
+        | {"learning_rate": params.train.learning_rate} | (best_params or {})
 
 
 @dataclass(frozen=True)
@@ -118,7 +156,7 @@ class TuneParams:
     pruner: str = choice("median", "hyperband", "none")
     warmup_epochs: int = integer(0, 1000)
     heartbeat: int = integer(1, 3600)
-    space: Mapping[str, RangeParams] = mapping(RangeParams, "|".join(TUNABLE), "one of " + ", ".join(TUNABLE))
+    space: Mapping[str, SpaceParams] = mapping(SpaceParams, "|".join(TUNABLE), "one of " + ", ".join(TUNABLE))
 
 
 @dataclass(frozen=True)
@@ -173,6 +211,9 @@ def parse(data: Any, cls: type, source: str, prefix: str = "") -> Any:
     values = {}
     for name, spec in fields.items():
         key = f"{prefix}{name}"
+        if name not in data and spec.default is not dataclasses.MISSING:
+            values[name] = spec.default  # optional: params.yaml may leave it out
+            continue
         if name not in data:
             described = spec.metadata["rule"].allowed if "rule" in spec.metadata else "a section"
             if "mapping" in spec.metadata:

@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline import buckets, config, probes
-from pipeline.config import Params, settings_of
+from pipeline.config import Params, experiment_settings, settings_of
 from pipeline.data import load_stats, pad
 from pipeline.evaluation_tables import (
     csv_text,
@@ -100,7 +100,7 @@ def find_replicates(params: Params) -> tuple[list[Replicate], list[str]]:
                 missing.append(f"{path} (run `dvc repro train@{name}-{seed}`)")
                 continue
             recorded = json.loads(metrics.read_text(encoding="utf-8"))
-            found.append(Replicate(name, "default", seed, path, vars(experiment),
+            found.append(Replicate(name, "default", seed, path, experiment_settings(experiment),
                                    {key: recorded[key] for key in VALIDATION}))
     for architecture in params.tune.architectures:
         path, summary = tuned_model_path(architecture), tuning_report_path(architecture)

@@ -15,6 +15,7 @@ use cuDNN's fused kernels on a GPU (on JAX and on TensorFlow); ``dropout`` appli
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import keras
@@ -42,46 +43,53 @@ def dense(*, num_words: int, maxlen: int | None, embedding_dim: int, dropout: fl
     )
 
 
-def simplernn(*, num_words: int, maxlen: int | None, embedding_dim: int, units: int, dropout: float = 0.0,
-              **_) -> keras.Model:
+def _recurrent(name: str, layer: type, head: Callable[[], list], *, num_words: int, maxlen: int | None,
+               embedding_dim: int, units: int, dropout: float = 0.0, bidirectional: bool = False,
+               pooling: str = "last", masking: bool = False) -> keras.Model:
+    """Embedding, one recurrent layer, then ``head()``. The defaults are the tutorial's model.
+
+    ``bidirectional`` wraps the layer in ``Bidirectional`` (concatenated directions); ``pooling`` "max" or
+    "mean" summarises every time step's output instead of taking the last state; ``masking`` makes the
+    embedding mark padding (index 0) so the recurrent layer skips it. Mean pooling averages unmasked steps
+    only; Keras' max pooling ignores the mask (padded steps count as zero outputs). Layers are created in
+    model order: each draws its initial weights' seed when created, so the order keeps a seed's model.
+    """
     return keras.Sequential(
         [
             keras.Input(shape=(maxlen,), dtype="int32"),
-            layers.Embedding(num_words, embedding_dim),
-            layers.SimpleRNN(units, dropout=dropout),
-            layers.Dense(32, activation="relu"),
+            layers.Embedding(num_words, embedding_dim, mask_zero=masking),
+            _maybe_bidirectional(layer(units, dropout=dropout, return_sequences=pooling != "last"), bidirectional),
+            *POOLING[pooling](),
+            *head(),
             layers.Dense(1, activation="sigmoid"),
         ],
-        name="simplernn",
+        name=name,
     )
 
 
-def lstm(*, num_words: int, maxlen: int | None, embedding_dim: int, units: int, dropout: float = 0.0,
-         **_) -> keras.Model:
-    return keras.Sequential(
-        [
-            keras.Input(shape=(maxlen,), dtype="int32"),
-            layers.Embedding(num_words, embedding_dim),
-            layers.LSTM(units, dropout=dropout),
-            layers.Dense(1, activation="sigmoid"),
-        ],
-        name="lstm",
-    )
+def _maybe_bidirectional(layer: keras.layers.Layer, bidirectional: bool) -> keras.layers.Layer:
+    return layers.Bidirectional(layer) if bidirectional else layer
 
 
-def gru(*, num_words: int, maxlen: int | None, embedding_dim: int, units: int, dropout: float = 0.0,
-        **_) -> keras.Model:
+POOLING: dict[str, Callable[[], list]] = {
+    "last": lambda: [],
+    "max": lambda: [layers.GlobalMaxPooling1D()],
+    "mean": lambda: [layers.GlobalAveragePooling1D()],
+}
+
+
+def simplernn(**settings) -> keras.Model:
+    return _recurrent("simplernn", layers.SimpleRNN, lambda: [layers.Dense(32, activation="relu")], **settings)
+
+
+def lstm(**settings) -> keras.Model:
+    return _recurrent("lstm", layers.LSTM, lambda: [], **settings)
+
+
+def gru(**settings) -> keras.Model:
     # The tutorial ends its GRU with Dense(1) and no activation while training with
     # binary cross-entropy, which expects probabilities: a bug. We use a sigmoid.
-    return keras.Sequential(
-        [
-            keras.Input(shape=(maxlen,), dtype="int32"),
-            layers.Embedding(num_words, embedding_dim),
-            layers.GRU(units, dropout=dropout),
-            layers.Dense(1, activation="sigmoid"),
-        ],
-        name="gru",
-    )
+    return _recurrent("gru", layers.GRU, lambda: [], **settings)
 
 
 ARCHITECTURES = {"dense": dense, "simplernn": simplernn, "lstm": lstm, "gru": gru}

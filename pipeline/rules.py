@@ -1,7 +1,8 @@
 """The rules a parameter's value must follow, as dataclass fields for ``pipeline.config``.
 
 Each constructor returns a ``dataclasses.field`` whose ``metadata["rule"]`` says the value's type,
-what is allowed (the words after "must be" in the error line) and the check itself.
+what is allowed (the words after "must be" in the error line) and the check itself. A field given a
+``default`` is optional: params.yaml may leave it out.
 """
 
 from __future__ import annotations
@@ -57,12 +58,32 @@ def text(pattern: str, allowed: str) -> Any:
     return field(metadata={"rule": Rule(str, allowed, lambda v: bool(compiled.fullmatch(v)))})
 
 
-def choice(*options: str) -> Any:
-    return field(metadata={"rule": Rule(str, "one of " + ", ".join(options), lambda v: v in options)})
+def _optional(default: Any) -> dict:
+    return {} if default is None else {"default": default}
 
 
-def flag() -> Any:
-    return field(metadata={"rule": Rule(bool, "true or false")})
+def choice(*options: str, default: str | None = None) -> Any:
+    rule = Rule(str, "one of " + ", ".join(options), lambda v: v in options)
+    return field(metadata={"rule": rule}, **_optional(default))
+
+
+def flag(default: bool | None = None) -> Any:
+    return field(metadata={"rule": Rule(bool, "true or false")}, **_optional(default))
+
+
+def scalars(allowed: str) -> Any:
+    """An optional non-empty list of distinct scalars (each checked where it is used)."""
+
+    def ok(items: tuple) -> bool:
+        return bool(items) and len({repr(v) for v in items}) == len(items) and all(
+            isinstance(v, bool | int | float | str) for v in items)
+
+    return field(metadata={"rule": Rule(list, allowed, ok)}, default=())
+
+
+def optional_number() -> Any:
+    """An optional finite number (``None`` when left out)."""
+    return field(metadata={"rule": Rule(float, "a number", lambda v: math.isfinite(v))}, default=None)
 
 
 def names(pattern: str, allowed: str) -> Any:

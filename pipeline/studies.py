@@ -74,7 +74,9 @@ def _sample(trial: optuna.Trial, params: Params, defaults: dict, architecture: s
     for name, span in params.tune.space.items():
         if not uses(architecture, name):
             continue  # a setting the architecture does not have (dense: units): searching it would waste trials
-        if name in INTEGER_TUNABLE:
+        if span.choices:
+            values[name] = trial.suggest_categorical(name, list(span.choices))
+        elif name in INTEGER_TUNABLE:
             values[name] = trial.suggest_int(name, int(span.low), int(span.high), log=span.log)
         else:
             values[name] = trial.suggest_float(name, span.low, span.high, log=span.log)
@@ -102,7 +104,7 @@ def run_study(params: Params, architecture: str, defaults: dict, storage, name: 
                 "architecture": architecture, "study": name, "storage": storage_label, "n_trials": tune.n_trials,
                 "sampler": f"TPESampler(seeded from base.seed {params.base.seed})", "pruner": tune.pruner,
                 "warmup_epochs": tune.warmup_epochs,
-                "space": {n: vars(r) for n, r in tune.space.items()},
+                "space": {n: r.described() for n, r in tune.space.items()},
             })
         finished = len(study.get_trials(deepcopy=False, states=workers.FINISHED))
         print(f"study {name}: {finished} of {tune.n_trials} trials done; storage {storage_label}", flush=True)
@@ -136,7 +138,8 @@ def _open_study(params: Params, architecture: str, defaults: dict, storage, name
     """The study, created or continued; trials of dead workers failed (so they neither count nor block
     it) and the default experiment enqueued first, once (again only if its worker died)."""
     tune = params.tune
-    max_epochs = int(tune.space["epochs"].high) if "epochs" in tune.space else defaults["epochs"]
+    epochs = tune.space.get("epochs")
+    max_epochs = defaults["epochs"] if epochs is None else int(max(epochs.choices) if epochs.choices else epochs.high)
     try:
         study = optuna.create_study(study_name=name, storage=storage, direction="maximize", load_if_exists=True,
                                     pruner=_pruner(params, max_epochs))

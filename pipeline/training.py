@@ -19,7 +19,7 @@ import mlflow
 import numpy as np
 
 from pipeline import buckets
-from pipeline.architectures import bucketed
+from pipeline.architectures import bucketed, uses
 from pipeline.config import Params
 from pipeline.data import Sequences, pad
 
@@ -177,20 +177,25 @@ def fit(
 
 def build_model(params: Params, architecture: str, settings: dict) -> keras.Model:
     """The compiled model of ``architecture`` with ``settings`` (maxlen, units, embedding_dim, dropout,
-    learning_rate: an experiment's, or a trial's); a model taking any length when training is bucketed."""
+    learning_rate, and the optional bidirectional, pooling, masking: an experiment's, or a trial's); a model
+    taking any length when training is bucketed."""
+    from pipeline.config import OPTIONAL_SETTINGS
     from pipeline.models import build
 
+    optional = {k: settings.get(k, default) for k, default in OPTIONAL_SETTINGS.items() if uses(architecture, k)}
     return build(architecture, optimizer=params.train.optimizer, learning_rate=settings["learning_rate"],
                  num_words=params.prepare.num_words, embedding_dim=settings["embedding_dim"],
                  maxlen=None if bucketed(params.train.bucketing, architecture) else settings["maxlen"],
-                 units=settings["units"], dropout=settings["dropout"])
+                 units=settings["units"], dropout=settings["dropout"], **optional)
 
 
 def fit_model(params: Params, architecture: str, model: keras.Model, settings: dict, train: Sequences,
               val: Sequences, seed: int, on_epoch: Callable[[dict], None] | None = None) -> list[dict]:
-    """:func:`fit` with the shared train.* settings and the run's own maxlen and epochs."""
+    """:func:`fit` with the shared train.* settings and the run's own maxlen, epochs (and batch size, if a trial
+    searched it)."""
     shared = params.train
-    return fit(model, train, val, maxlen=settings["maxlen"], epochs=settings["epochs"], batch_size=shared.batch_size,
+    return fit(model, train, val, maxlen=settings["maxlen"], epochs=settings["epochs"],
+               batch_size=settings.get("batch_size", shared.batch_size),
                padding=shared.padding, truncating=shared.truncating,
                bucketing=bucketed(shared.bucketing, architecture), seed=seed, keep=shared.keep, on_epoch=on_epoch)
 

@@ -25,7 +25,15 @@ from pathlib import Path
 
 from pipeline import config
 from pipeline.architectures import NAMES
-from pipeline.config import INTEGER_TUNABLE, TUNABLE, Params, settings_of, tunable_rule
+from pipeline.config import (
+    CATEGORICAL_TUNABLE,
+    INTEGER_TUNABLE,
+    OPTIONAL_SETTINGS,
+    TUNABLE,
+    Params,
+    settings_of,
+    tunable_rule,
+)
 from pipeline.data import load_stats
 from pipeline.locks import StoreLock
 from pipeline.paths import OPTUNA_DB, TRIAL_MODELS, staged_copy, tuned_model_path, tuning_report_path, write_outputs
@@ -42,6 +50,11 @@ def check_space(params: Params, architecture: str, longest_review: int) -> dict:
     defaults = settings_of(params, architecture)
     for name, span in params.tune.space.items():
         key = f"params.yaml: tune.space.{name}"
+        if name in CATEGORICAL_TUNABLE or span.choices:
+            _check_choices(key, name, span)
+            continue
+        if span.low is None or span.high is None:
+            raise UserError(f"{key}: needs low and high (a range), e.g. {{low: 1, high: 10}}")
         if not span.low < span.high:
             raise UserError(f"{key}: low = {span.low:g} must be below high = {span.high:g}")
         if name in INTEGER_TUNABLE and not (span.low.is_integer() and span.high.is_integer()):
@@ -55,7 +68,32 @@ def check_space(params: Params, architecture: str, longest_review: int) -> dict:
                             "(the longest training review, in words)")
         if span.log and span.low <= 0:
             raise UserError(f"{key}: log = true needs low > 0, got {span.low:g}")
-    return {name: defaults[name] for name in TUNABLE}
+    # The default experiment's value of every tunable setting it sets (optional ones at their default are left
+    # out), and of every searched one: the first trial. A study's name hashes these, so the studies from before
+    # batch_size and the optional settings could be searched keep their names.
+    fallback = OPTIONAL_SETTINGS | {"batch_size": params.train.batch_size}
+    chosen = {name: defaults.get(name, fallback.get(name)) for name in TUNABLE
+              if name in defaults or name in params.tune.space}
+    for name, span in params.tune.space.items():
+        if span.choices and chosen[name] not in span.choices:
+            raise UserError(f"params.yaml: tune.space.{name}: choices {list(span.choices)} must include the default "
+                            f"experiment's {name} = {chosen[name]!r} (the first trial is the default experiment)")
+    return chosen
+
+
+def _check_choices(key: str, name: str, span) -> None:
+    """A categorical setting is searched over a list of its allowed values; a range has no choices."""
+    rule = tunable_rule(name)
+    if not span.choices:
+        example = "[false, true]" if rule.kind is bool else "[" + rule.allowed.removeprefix("one of ") + "]"
+        raise UserError(f"{key}: {name} is searched over choices, e.g. {{choices: {example}}}")
+    if span.low is not None or span.high is not None:
+        raise UserError(f"{key}: give either choices or low and high, not both")
+    for value in span.choices:
+        kind_ok = isinstance(value, bool) if rule.kind is bool else (
+            not isinstance(value, bool) and isinstance(value, int | float if rule.kind is float else rule.kind))
+        if not kind_ok or not rule.ok(value):
+            raise UserError(f"{key}: choice {value!r}: each choice must be {rule.allowed}")
 
 
 def study_name(params: Params, architecture: str, defaults: dict) -> str:
@@ -63,7 +101,7 @@ def study_name(params: Params, architecture: str, defaults: dict) -> str:
     import hashlib
 
     shape = {
-        "space": {n: vars(r) for n, r in sorted(params.tune.space.items())},
+        "space": {n: r.described() for n, r in sorted(params.tune.space.items())},
         "defaults": defaults,
         "train": {k: v for k, v in vars(params.train).items() if k != "experiments"},
         "num_words": params.prepare.num_words,

@@ -43,6 +43,14 @@ def test_project_params_load_with_the_tutorial_defaults():
         (lambda p: p["download"].update(sha256="abc"), "download.sha256 = 'abc': must be 64 lower-case"),
         (lambda p: p["download"].update(timeout=float("nan")), "download.timeout = nan: must be a number > 0"),
         (lambda p: p["base"].update(seed=-1), "base.seed = -1: must be an integer >= 0 and <= 4294967295"),
+        (lambda p: p["train"]["experiments"]["lstm"].update(pooling="sum"),
+         "train.experiments.lstm.pooling = 'sum': must be one of last, max, mean"),
+        (lambda p: p["train"]["experiments"]["gru"].update(masking="yes"),
+         "train.experiments.gru.masking = 'yes': must be true or false"),
+        (lambda p: p["tune"]["space"].update(pooling={"choices": []}),
+         "tune.space.pooling.choices = []: must be a non-empty list of distinct values"),
+        (lambda p: p["tune"]["space"].update(units={"low": 4, "high": 8, "log": False, "step": 2}),
+         "tune.space.units.step is not a known key; allowed keys here: low, high, log, choices"),
     ],
 )
 def test_each_kind_of_mistake_names_key_value_and_what_is_allowed(tmp_path, change, message):
@@ -50,6 +58,20 @@ def test_each_kind_of_mistake_names_key_value_and_what_is_allowed(tmp_path, chan
         config.load(write(tmp_path, change))
     assert message in str(raised.value)
     assert "\n" not in str(raised.value)
+
+
+def test_optional_experiment_settings_default_to_the_tutorials_model_and_are_recorded_only_when_set(tmp_path):
+    params = config.load(ROOT / "params.yaml")
+    lstm = params.train.experiments["lstm"]
+    assert (lstm.bidirectional, lstm.pooling, lstm.masking) == (False, "last", False)
+    # Left out of the recorded settings at their defaults: results from before they existed stay valid.
+    assert set(config.settings_of(params, "lstm")) == {"architecture", "maxlen", "units", "embedding_dim", "dropout",
+                                                       "epochs", "learning_rate"}
+    changed = config.load(write(tmp_path, lambda p: p["train"]["experiments"]["lstm"].update(
+        bidirectional=True, pooling="max")))
+    assert config.settings_of(changed, "lstm") | {} == config.settings_of(params, "lstm") | {
+        "bidirectional": True, "pooling": "max"}
+    assert config.settings_of(changed, "lstm", {"pooling": "mean"})["pooling"] == "mean"  # a study's best wins
 
 
 def test_numeric_strings_are_accepted_for_floats_only(tmp_path):

@@ -140,3 +140,25 @@ def test_a_bucketed_model_reads_each_review_at_its_own_width_in_validation_and_e
     widths = [set(buckets.width(np.minimum(val.lengths[b], 30), 30).tolist()) for b in batches]
     assert all(len(w) == 1 for w in widths) and [min(w) for w in widths] == sorted(min(w) for w in widths)
     assert sorted(np.concatenate(batches).tolist()) == list(range(len(val)))
+
+
+def test_the_search_options_build_the_layers_they_name_and_the_defaults_build_the_tutorials_model():
+    def kinds(**options):
+        keras.backend.clear_session()
+        model = build("gru", optimizer="rmsprop", learning_rate=1e-3, num_words=50, maxlen=None, embedding_dim=4,
+                      units=3, **options)
+        return [type(layer).__name__ for layer in model.layers], model
+
+    assert kinds()[0] == ["Embedding", "GRU", "Dense"]
+    assert kinds(bidirectional=True, pooling="max")[0] == ["Embedding", "Bidirectional", "GlobalMaxPooling1D",
+                                                           "Dense"]
+    assert kinds(pooling="mean", masking=True)[0] == ["Embedding", "GRU", "GlobalAveragePooling1D", "Dense"]
+    # Masking with the last state or mean pooling: padding no longer changes a review's probability.
+    review = np.array([[5, 6, 7, 8]])
+    padded = np.array([[0, 0, 0, 0, 0, 0, 5, 6, 7, 8]])
+    for options in ({"masking": True}, {"masking": True, "pooling": "mean", "bidirectional": True}):
+        _, model = kinds(**options)
+        assert float(model.predict_on_batch(review)[0, 0]) == pytest.approx(
+            float(model.predict_on_batch(padded)[0, 0]), abs=1e-6)
+    _, model = kinds()  # without masking it does (the reason bucketed models read each review at its own width)
+    assert abs(float(model.predict_on_batch(review)[0, 0]) - float(model.predict_on_batch(padded)[0, 0])) > 1e-7

@@ -115,6 +115,15 @@ def test_study_prunes_bridges_to_mlflow_resumes_and_shows_in_the_dashboard(tiny:
         ({"tune.space": {"maxlen": {"low": 10, "high": 90000, "log": False}}}, {}, "must lie within 1..",),
         ({"tune.space": {"units": {"low": 8, "high": 4, "log": False}}}, {}, "low = 8 must be below high = 4"),
         ({"tune.space": {"depth": {"low": 1, "high": 2, "log": False}}}, {}, "tune.space.depth is not a usable name"),
+        ({"tune.space": {"pooling": {"low": 1, "high": 2}}}, {},
+         "tune.space.pooling: pooling is searched over choices, e.g. {choices: [last, max, mean]}"),
+        ({"tune.space": {"pooling": {"choices": ["last", "sum"]}}}, {},
+         "tune.space.pooling: choice 'sum': each choice must be one of last, max, mean"),
+        ({"tune.space": {"masking": {"choices": [True]}, "pooling": {"choices": ["max", "mean"]}}}, {},
+         "tune.space.pooling: choices ['max', 'mean'] must include the default experiment's pooling = 'last'"),
+        ({"tune.space": {"batch_size": {"choices": [16, 2.5]}}}, {},
+         "tune.space.batch_size: choice 2.5: each choice must be an integer >= 1 and <= 65536"),
+        ({"tune.space": {"maxlen": {"low": 20}}}, {}, "tune.space.maxlen: needs low and high"),
         ({}, {"OPTUNA_STORAGE": "notaurl"}, "OPTUNA_STORAGE = 'notaurl': unusable"),
         ({}, {"OPTUNA_STORAGE": "postgresql://u:secret@127.0.0.1:{port}/optuna"}, "postgresql://u:***@127.0.0.1"),
     ],
@@ -207,3 +216,27 @@ def test_the_study_name_changes_with_determinism_and_keeps_the_committed_names()
     loose = dataclasses.replace(params, base=dataclasses.replace(params.base, deterministic=False))
     defaults = check_space(loose, "lstm", 10_000)
     assert study_name(loose, "lstm", defaults) != study_name(params, "lstm", defaults)
+
+
+def test_a_study_searches_architecture_choices_and_batch_size_and_its_best_model_loads(tiny: Path):
+    """Bidirectional, pooling, masking (choices) and batch size (a range): each trial trains the model it
+    sampled, the default experiment first, and the best trial's file is the model of its settings."""
+    space = {"bidirectional": {"choices": [False, True]}, "pooling": {"choices": ["last", "max", "mean"]},
+             "masking": {"choices": [False, True]}, "batch_size": {"low": 8, "high": 32, "log": True}}
+    set_params(tiny, **{"tune.space": space, "tune.n_trials": 3, "tune.pruner": "none"})
+    run(["python", "-m", "pipeline.tune", "--architecture", "lstm"], tiny)
+    params = config.load(tiny / "params.yaml")
+    name = study_name(params, "lstm", check_space(params, "lstm", 10_000))
+    study = optuna.load_study(study_name=name, storage=f"sqlite:///{tiny / 'optuna.db'}")
+    trials = study.get_trials(states=[optuna.trial.TrialState.COMPLETE])
+    assert len(trials) == 3 and set(trials[0].params) == set(space)
+    assert trials[0].params == {"bidirectional": False, "pooling": "last", "masking": False, "batch_size": 128}
+    assert isinstance(study.trials[0].distributions["pooling"], optuna.distributions.CategoricalDistribution)
+    best = json.loads((tiny / "reports/tuning/lstm.json").read_text())["best_params"]
+    from pipeline.models import load
+
+    model = load(tiny / "models/lstm-tuned.keras")
+    kinds = [type(layer).__name__ for layer in model.layers]
+    assert ("Bidirectional" in kinds) == best["bidirectional"]
+    assert {"max": "GlobalMaxPooling1D", "mean": "GlobalAveragePooling1D"}.get(best["pooling"], "LSTM") in kinds
+    assert model.layers[0].mask_zero == best["masking"]
