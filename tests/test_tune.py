@@ -119,7 +119,7 @@ def test_study_prunes_bridges_to_mlflow_resumes_and_shows_in_the_dashboard(tiny:
          "tune.space.pooling: pooling is searched over choices, e.g. {choices: [last, max, mean]}"),
         ({"tune.space": {"pooling": {"choices": ["last", "sum"]}}}, {},
          "tune.space.pooling: choice 'sum': each choice must be one of last, max, mean"),
-        ({"tune.space": {"masking": {"choices": [True]}, "pooling": {"choices": ["max", "mean"]}}}, {},
+        ({"tune.space": {"masking": {"choices": [False, True]}, "pooling": {"choices": ["max", "mean"]}}}, {},
          "tune.space.pooling: choices ['max', 'mean'] must include the default experiment's pooling = 'last'"),
         ({"tune.space": {"batch_size": {"choices": [16, 2.5]}}}, {},
          "tune.space.batch_size: choice 2.5: each choice must be an integer >= 1 and <= 65536"),
