@@ -110,6 +110,10 @@ def study_name(params: Params, architecture: str, defaults: dict) -> str:
     }
     if not params.base.deterministic:  # added later, so only when off: the default studies keep their names
         shape["deterministic"] = False
+    # The Keras backends train different optimisers for the embedding (docs/results.md): trials of another
+    # backend are another study. Only when not JAX, the default, so the committed studies keep their names.
+    if os.environ.get("KERAS_BACKEND", "jax") != "jax":
+        shape["backend"] = os.environ["KERAS_BACKEND"]
     digest = hashlib.sha256(json.dumps(shape, sort_keys=True, default=str).encode()).hexdigest()[:10]
     return f"{architecture}-{digest}"
 

@@ -207,8 +207,9 @@ def test_a_trial_cut_by_the_clock_is_not_pruned_and_its_slot_runs_again(tiny: Pa
     assert summary["trials"] == {"complete": 1, "pruned": 0, "failed": 0, "cut": 1}
 
 
-def test_the_study_name_changes_with_determinism_and_keeps_the_committed_names():
+def test_the_study_name_changes_with_determinism_and_keeps_the_committed_names(monkeypatch):
     """Trials trained without op determinism are another study; the committed studies keep their names."""
+    monkeypatch.setenv("KERAS_BACKEND", "jax")  # the committed run's backend
     params = config.load(ROOT / "params.yaml")
     for architecture in params.tune.architectures:
         committed = json.loads((ROOT / "reports" / "tuning" / f"{architecture}.json").read_text())["study"]
@@ -216,6 +217,16 @@ def test_the_study_name_changes_with_determinism_and_keeps_the_committed_names()
     loose = dataclasses.replace(params, base=dataclasses.replace(params.base, deterministic=False))
     defaults = check_space(loose, "lstm", 10_000)
     assert study_name(loose, "lstm", defaults) != study_name(params, "lstm", defaults)
+
+
+def test_trials_on_another_keras_backend_are_another_study(monkeypatch):
+    """The backends train different optimisers for the embedding: a TensorFlow trial must not join a JAX study."""
+    params = config.load(ROOT / "params.yaml")
+    defaults = check_space(params, "lstm", 10_000)
+    monkeypatch.setenv("KERAS_BACKEND", "jax")
+    on_jax = study_name(params, "lstm", defaults)
+    monkeypatch.setenv("KERAS_BACKEND", "tensorflow")
+    assert study_name(params, "lstm", defaults) != on_jax
 
 
 def test_a_study_searches_architecture_choices_and_batch_size_and_its_best_model_loads(tiny: Path):
