@@ -26,7 +26,7 @@ OUT_OF_RANGE_CANDIDATES = (-1, 0, -(2**40), 2**40, 1e-12, math.inf, "not valid!"
 def leaves(cls: type, values: dict, prefix: str = ""):
     """(dotted key, rule) for every scalar key of ``values`` under dataclass ``cls``."""
     for spec in dataclasses.fields(cls):
-        key, value = f"{prefix}{spec.name}", values[spec.name]
+        key, value = f"{prefix}{spec.name}", values.get(spec.name)  # an optional key may be left out
         if "rule" in spec.metadata:
             yield key, spec.metadata["rule"]
         elif "mapping" in spec.metadata:
@@ -57,6 +57,11 @@ def out_of_range(rule: config.Rule):
     return None  # e.g. booleans: every value of the right type is allowed
 
 
+# The rules of optional keys (a default in the dataclass): leaving one out is allowed, not an error.
+OPTIONAL = {id(spec.metadata["rule"]) for cls in vars(config).values() if dataclasses.is_dataclass(cls)
+            for spec in dataclasses.fields(cls) if spec.default is not dataclasses.MISSING and "rule" in spec.metadata}
+
+
 def cases():
     for key, rule in leaves(config.Params, DEFAULTS):
         yield pytest.param(key, WRONG_TYPE[rule.kind], f"{key} = {WRONG_TYPE[rule.kind]!r}: must be {rule.allowed}",
@@ -64,7 +69,8 @@ def cases():
         bad = out_of_range(rule)
         if bad is not None:
             yield pytest.param(key, bad, f"{key} = {bad!r}: must be {rule.allowed}", id=f"{key}-out-of-range")
-        yield pytest.param(key, None, f"{key} is missing: must be {rule.allowed}", id=f"{key}-missing")
+        if id(rule) not in OPTIONAL:
+            yield pytest.param(key, None, f"{key} is missing: must be {rule.allowed}", id=f"{key}-missing")
     for section in sections(config.Params, DEFAULTS):
         key = f"{section}.bogus" if section else "bogus"
         yield pytest.param(key, 1, f"{key} is not a known key", id=f"{key}-unknown")
