@@ -157,8 +157,21 @@ def started_run(**kwargs) -> Iterator[mlflow.ActiveRun]:
             yield active
         except KeyboardInterrupt:
             with unwinding():
-                mlflow.end_run("KILLED")
+                _end_killed()
             raise
+
+
+def _end_killed(tries: int = 30) -> None:
+    """End the active run KILLED. Interrupted workers all end their runs at once, and a SQLite store lets
+    one write at a time ("database is locked" once its busy timeout passes): try again, once a second."""
+    for attempt in range(tries):
+        try:
+            mlflow.end_run("KILLED")
+            return
+        except mlflow.exceptions.MlflowException:
+            if attempt == tries - 1:
+                raise
+            time.sleep(1)
 
 
 def log_inputs(**inputs) -> None:

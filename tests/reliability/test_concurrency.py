@@ -245,3 +245,24 @@ def test_a_run_that_loses_the_race_to_log_a_new_dataset_still_names_it(tmp_path:
     assert len(calls) == 2
     for run_id in (winner, loser.info.run_id):
         assert [d.dataset.name for d in client.get_run(run_id).inputs.dataset_inputs] == ["imdb-train"]
+
+
+def test_an_interrupted_run_ends_killed_even_when_the_store_is_briefly_locked(tmp_path, monkeypatch):
+    """Interrupted workers end their runs at once; SQLite lets one write at a time ("database is locked")."""
+    from pipeline import tracking
+
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    run = mlflow.start_run()
+    real_end, calls = mlflow.end_run, []
+
+    def busy_twice(status):
+        calls.append(status)
+        if len(calls) <= 2:
+            raise mlflow.exceptions.MlflowException("(sqlite3.OperationalError) database is locked")
+        real_end(status)
+
+    monkeypatch.setattr(mlflow, "end_run", busy_twice)
+    monkeypatch.setattr(tracking.time, "sleep", lambda seconds: None)
+    tracking._end_killed()
+    assert calls == ["KILLED"] * 3 and mlflow.active_run() is None
+    assert mlflow.MlflowClient().get_run(run.info.run_id).info.status == "KILLED"
