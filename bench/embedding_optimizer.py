@@ -10,6 +10,7 @@ embedding (docs/results.md).
     .venv/bin/python bench/embedding_optimizer.py
 """
 
+import argparse
 import os
 import subprocess
 import sys
@@ -41,6 +42,7 @@ for rule, velocity in (("textbook (square of the summed gradient)", (1 - rho) * 
 
 
 def main() -> None:
+    argparse.ArgumentParser(description=__doc__.split("\n\n")[0]).parse_args()
     for backend in ("tensorflow", "jax"):
         env = os.environ | {"KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2"}
         done = subprocess.run([sys.executable, "-c", CHILD], env=env, capture_output=True, text=True)
