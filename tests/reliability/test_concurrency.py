@@ -252,17 +252,21 @@ def test_an_interrupted_run_ends_killed_even_when_the_store_is_briefly_locked(tm
     from pipeline import tracking
 
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    run = mlflow.start_run()
-    real_end, calls = mlflow.end_run, []
+    try:
+        # An earlier test in this worker may have left another store's experiment active: name our own.
+        run = mlflow.start_run(experiment_id=mlflow.create_experiment("locked"))
+        real_end, calls = mlflow.end_run, []
 
-    def busy_twice(status):
-        calls.append(status)
-        if len(calls) <= 2:
-            raise mlflow.exceptions.MlflowException("(sqlite3.OperationalError) database is locked")
-        real_end(status)
+        def busy_twice(status):
+            calls.append(status)
+            if len(calls) <= 2:
+                raise mlflow.exceptions.MlflowException("(sqlite3.OperationalError) database is locked")
+            real_end(status)
 
-    monkeypatch.setattr(mlflow, "end_run", busy_twice)
-    monkeypatch.setattr(tracking.time, "sleep", lambda seconds: None)
-    tracking._end_killed()
-    assert calls == ["KILLED"] * 3 and mlflow.active_run() is None
-    assert mlflow.MlflowClient().get_run(run.info.run_id).info.status == "KILLED"
+        monkeypatch.setattr(mlflow, "end_run", busy_twice)
+        monkeypatch.setattr(tracking.time, "sleep", lambda seconds: None)
+        tracking._end_killed()
+        assert calls == ["KILLED"] * 3 and mlflow.active_run() is None
+        assert mlflow.MlflowClient().get_run(run.info.run_id).info.status == "KILLED"
+    finally:
+        mlflow.set_tracking_uri(None)
