@@ -283,3 +283,30 @@ def judge(evidence: Evidence) -> list[Claim]:
         judged.append(Claim(number, text, verdict, rule, "; ".join(p.evidence for p in parts),
                             agreement(verdict, parts), parts))
     return judged
+
+
+def tuning_rule(architecture: str) -> str:
+    tuned = f"{architecture}-tuned"
+    return (f"Tuning helps {architecture} when its study's best configuration, retrained with every seed "
+            f"({tuned}), beats the default experiment {architecture}: "
+            + comparison_rule(tuned, architecture, "test accuracy")
+            + " The study chose the configuration on validation accuracy only; the test split decides here.")
+
+
+def tuning_helps(evidence: Evidence, architectures: Sequence[str]) -> list[Claim]:
+    """Per studied architecture: does its tuned configuration beat its default, as distributions over the seeds?
+    The same machinery as the tutorial's comparisons; "not measured" names what is missing."""
+    judged = []
+    for number, architecture in enumerate(architectures, 1):
+        tuned, rule = f"{architecture}-tuned", tuning_rule(architecture)
+        text = f"tuning helps {architecture}"
+        try:
+            a = _series(evidence.test_accuracy.get(tuned), f"test accuracy of {tuned}", evidence.seeds)
+            b = _series(evidence.test_accuracy.get(architecture), f"test accuracy of {architecture}", evidence.seeds)
+        except _Missing as missing:
+            judged.append(Claim(number, text, "not measured", rule, f"no result for {missing}", ""))
+            continue
+        part = comparison(tuned, architecture, a, b, what="test accuracy", show="{:.1%}".format,
+                          seed=evidence.bootstrap_seed, mcnemar_p=evidence.pooled_mcnemar.get((tuned, architecture)))
+        judged.append(Claim(number, text, part.verdict, rule, part.evidence, agreement(part.verdict, [part]), (part,)))
+    return judged

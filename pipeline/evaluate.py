@@ -3,9 +3,9 @@ and the probes of claim 5 (vanishing gradients) on validation reviews.
 
 Reads   data/prepared/ (the test split; validation reviews for the memory probe); for each experiment E
         of train.experiments and seed S of base.seeds models/E/seedS.keras, metrics/train/E/seedS.json
-        and metrics/train/E/seedS-gradients.csv; for each tune.architectures entry A models/A-tuned.keras
-        and reports/tuning/A.json; params base.seed, base.seeds, prepare.num_words, train.*,
-        tune.architectures, evaluate.*
+        and metrics/train/E/seedS-gradients.csv; for each tune.architectures entry A the same files of its
+        confirmed replicates A-tuned (confirm stage) and reports/tuning/A.json; params base.seed, base.seeds,
+        prepare.num_words, train.*, tune.architectures, evaluate.*
 Writes  reports/evaluation.json (the headline, DVC metrics: per model test/accuracy/mean, test/accuracy/sd
         and n; the champion by mean val/accuracy); in reports/evaluation/: replicates.csv (a row per model
         file), summary.json (per model the distributions of test/accuracy and val/accuracy), pairwise.csv
@@ -17,8 +17,9 @@ Run     python -m pipeline.evaluate   (or: dvc repro evaluate)
 This stage only measures: nothing is chosen or changed by what it sees, and the champion is named by
 validation accuracy, never test. Each model reads the test reviews with its own maxlen and the shared
 padding; a model trained on length buckets reads each review at its own width, as in its validation.
-A model is an experiment (a file per seed of base.seeds: its replicates) or a tuned model (one
-file, seed base.seed); its numbers are distributions over its replicates (pipeline.distributions.describe).
+A model is an experiment (a file per seed of base.seeds: its replicates) or a tuned model (a study's best
+configuration retrained with each seed of base.seeds by the confirm stage); its numbers are distributions
+over its replicates (pipeline.distributions.describe).
 ROC curve and confusion matrix are of its first replicate in base.seeds order.
 
 pairwise.csv pools replicates as pipeline.evaluation_tables says.
@@ -65,52 +66,51 @@ from pipeline.paths import (
     model_path,
     train_gradients_path,
     train_metrics_path,
-    tuned_model_path,
+    tuned_name,
     tuning_report_path,
     write_outputs,
 )
 from pipeline.stage import UserError, outputs_written, run
 
 PREDICT_BATCH = 512  # reviews per inference batch, for the throughput figure too
-# A replicate's validation numbers as the train stage recorded them (a tuned model has val/accuracy only).
+# A replicate's validation numbers as the train (or confirm) stage recorded them.
 VALIDATION = ("val/accuracy", "best/val/accuracy", "last/val/accuracy", "kept/epoch")
 TEST = ("test/accuracy", "test/loss", "test/roc_auc", "test/f1")
 
 
 @dataclass(frozen=True)
 class Replicate:
-    """One model file to evaluate: an experiment's seed, or a tuned model."""
+    """One model file to evaluate: a seed of an experiment or of a tuned configuration."""
 
     model: str  # the experiment's name, or <architecture>-tuned
-    kind: str  # "default" (train stage) or "tuned" (tune stage)
+    kind: str  # "default" (train stage) or "tuned" (confirm stage)
     seed: int
     path: Path
-    settings: dict  # architecture, maxlen, units, embedding_dim, dropout, epochs (+ learning_rate when tuned)
-    validation: dict  # the VALIDATION keys; None where the tune stage records no such number
+    settings: dict  # architecture, maxlen, units, embedding_dim, dropout, epochs (+ what a study searched)
+    validation: dict  # the VALIDATION keys
 
 
 def find_replicates(params: Params) -> tuple[list[Replicate], list[str]]:
-    """The model files the params say exist, in seed order per model, and a note for each that is missing."""
+    """The model files the params say exist, in seed order per model, and a note for each that is missing:
+    each default experiment's replicates (train stage), then each study's confirmed ones (confirm stage)."""
+    models = [(name, "default", experiment_settings(experiment), f"train@{name}")
+              for name, experiment in params.train.experiments.items()]
+    for architecture in params.tune.architectures:
+        # Without its study's summary a tuned model's settings are unknown: its replicates count as missing.
+        summary = tuning_report_path(architecture)
+        study = json.loads(summary.read_text(encoding="utf-8")) if summary.is_file() else None
+        settings = settings_of(params, architecture, study["best_params"]) if study else None
+        models.append((tuned_name(architecture), "tuned", settings, f"confirm@{architecture}"))
     found, missing = [], []
-    for name, experiment in params.train.experiments.items():
+    for name, kind, settings, stage in models:
         for seed in params.base.seeds:
             path, metrics = model_path(name, seed), train_metrics_path(name, seed)
-            # The train stage writes these three together; without all of them the replicate is not there.
-            if not all(p.is_file() for p in (path, metrics, train_gradients_path(name, seed))):
-                missing.append(f"{path} (run `dvc repro train@{name}-{seed}`)")
+            # The train (confirm) stage writes these three together; without all of them the replicate is not there.
+            if settings is None or not all(p.is_file() for p in (path, metrics, train_gradients_path(name, seed))):
+                missing.append(f"{path} (run `dvc repro {stage}-{seed}`)")
                 continue
             recorded = json.loads(metrics.read_text(encoding="utf-8"))
-            found.append(Replicate(name, "default", seed, path, experiment_settings(experiment),
-                                   {key: recorded[key] for key in VALIDATION}))
-    for architecture in params.tune.architectures:
-        path, summary = tuned_model_path(architecture), tuning_report_path(architecture)
-        if not (path.is_file() and summary.is_file()):
-            missing.append(f"{path} (run `dvc repro tune@{architecture}`)")
-            continue
-        study = json.loads(summary.read_text(encoding="utf-8"))
-        settings = settings_of(params, architecture, study["best_params"])
-        found.append(Replicate(f"{architecture}-tuned", "tuned", params.base.seed, path, settings,
-                               dict.fromkeys(VALIDATION) | {"val/accuracy": study["best_value"]}))
+            found.append(Replicate(name, kind, seed, path, settings, {key: recorded[key] for key in VALIDATION}))
     return found, missing
 
 
@@ -163,7 +163,7 @@ def main() -> None:
     for note in missing:
         print(f"not evaluated: {note}", flush=True)
     if not found:
-        raise UserError("no model to evaluate: run `dvc repro train` (and `dvc repro tune`) first")
+        raise UserError("no model to evaluate: run `dvc repro train` (and `dvc repro confirm`) first")
 
     from pipeline import provenance, tracking
 
@@ -222,7 +222,7 @@ def score(params: Params, found: list[Replicate], probed: dict[str, int]) -> Sco
         model, name, maxlen = load_model(replicate.path), replicate.model, replicate.settings["maxlen"]
         if model.input_shape[1] not in (None, maxlen):
             raise UserError(f"{replicate.path}: built for maxlen {model.input_shape[1]}, params say {maxlen}; "
-                            "rerun its train or tune stage")
+                            "rerun its train or confirm stage")
         probabilities, speed = predict(model, pad(test, maxlen, params.train.padding, params.train.truncating),
                                        test.lengths, params.train.padding, params.train.batch_size)
         metrics = classification(labels, probabilities)

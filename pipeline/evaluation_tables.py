@@ -1,10 +1,10 @@
 """The evaluate stage's output tables, from the scores it measured: pure functions, no Keras.
 
 Pooling rule of pairwise.csv: a and b are compared on paired replicates, those with the same seed when
-they share seeds (two experiments); when they share none (a tuned model against an experiment) the i-th
-replicate of a with the i-th of b in base.seeds order, for the first min(n_a, n_b). The paired replicates'
-right/wrong vectors on the test reviews are concatenated, and McNemar's exact test counts the reviews
-only a, or only b, gets right over all of them.
+they share seeds (every model trains with base.seeds); when they share none (results of different seed
+lists) the i-th replicate of a with the i-th of b in base.seeds order, for the first min(n_a, n_b). The
+paired replicates' right/wrong vectors on the test reviews are concatenated, and McNemar's exact test
+counts the reviews only a, or only b, gets right over all of them.
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ STAGES = {
     "prepare": "split, tokenise and store the reviews",
     "train": "train one experiment with one seed",
     "tune": "run one architecture's Optuna study",
+    "confirm": "retrain a study's best configuration with one seed",
     "speed": "time each architecture's epochs side by side",
     "evaluate": "score every model once on the test split; probe claim 5",
     "register": "register the champion in MLflow's model registry",

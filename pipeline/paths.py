@@ -49,7 +49,14 @@ def train_gradients_path(name: str, seed: int) -> Path:
     return TRAIN_METRICS_DIR / name / f"seed{seed}-gradients.csv"
 
 
+def tuned_name(architecture: str) -> str:
+    """The model name of a study's best configuration retrained with each seed (confirm stage), e.g. lstm-tuned:
+    its replicates' files are those of an experiment of that name (model_path, train_metrics_path, ...)."""
+    return f"{architecture}-tuned"
+
+
 def tuned_model_path(architecture: str) -> Path:
+    """The best trial's own model (tune stage), for inspection: evaluate scores the confirmed replicates."""
     return MODELS_DIR / f"{architecture}-tuned.keras"
 
 

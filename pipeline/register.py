@@ -1,7 +1,8 @@
 """register stage: the champion by validation accuracy, in MLflow's model registry.
 
-Reads   metrics/train/<experiment>/seed<seed>.json and reports/tuning/<architecture>.json (validation
-        accuracy of each saved model), models/*.keras, data/prepared/vocab.tsv and stats.json,
+Reads   metrics/train/<model>/seed<seed>.json (validation accuracy of each saved replicate: experiments,
+        and the tuned configurations the confirm stage retrained), models/<model>/seed<seed>.keras,
+        reports/tuning/<architecture>.json (a tuned model's maxlen), data/prepared/vocab.tsv and stats.json,
         params prepare.num_words, train (padding, truncating, experiments), tune.architectures
 Writes  registered model imdb-sentiment in the MLflow store: a version per model it
         registers (a pyfunc that reads raw text, see pipeline/serving.py), alias
@@ -9,9 +10,9 @@ Writes  registered model imdb-sentiment in the MLflow store: a version per model
 Run     python -m pipeline.register   (or: dvc repro register)
 
 Selection looks at validation accuracy only, never at the test split. Every replicate of every
-default experiment (models/<experiment>/seed<seed>.keras) and every tuned model is a candidate,
-scored by the validation accuracy of the saved model. The best of them is the model worth serving;
-its number is optimistic (the maximum over several seeds or trials on the same validation split),
+default experiment and of every confirmed tuned configuration (models/<model>/seed<seed>.keras) is a
+candidate, scored by the validation accuracy of the saved model. The best of them is the model worth serving;
+its number is optimistic (the maximum over seeds and configurations on the same validation split),
 which the report names. It becomes the champion only if it beats the current champion's validation
 accuracy, and only when the current champion was scored on the same prepared data (its
 data.sha256 tag): a champion from other data (another prepare.limit, split seed or vocabulary) was
@@ -38,7 +39,7 @@ from pipeline.paths import (
     VOCABULARY,
     model_path,
     train_metrics_path,
-    tuned_model_path,
+    tuned_name,
     tuning_report_path,
     write_atomic,
 )
@@ -57,20 +58,21 @@ class Candidate:
 
 
 def candidates(params: Params) -> list[Candidate]:
-    """Every model with a validation result (each replicate, each tuned model), best first."""
+    """Every saved replicate with a validation result (each seed of each experiment and of each confirmed tuned
+    configuration), best first."""
+    models = [(name, experiment.maxlen) for name, experiment in params.train.experiments.items()]
+    for architecture in params.tune.architectures:
+        summary = tuning_report_path(architecture)
+        if summary.is_file():
+            best = json.loads(summary.read_text(encoding="utf-8"))["best_params"]
+            models.append((tuned_name(architecture), settings_of(params, architecture, best)["maxlen"]))
     found = []
-    for name, experiment in params.train.experiments.items():
+    for name, maxlen in models:
         for seed in params.base.seeds:
             metrics, path = train_metrics_path(name, seed), model_path(name, seed)
             if metrics.is_file() and path.is_file():
                 value = json.loads(metrics.read_text(encoding="utf-8"))["val/accuracy"]  # the saved (kept) epoch
-                found.append(Candidate(f"{name}/seed{seed}", value, path, experiment.maxlen))
-    for architecture in params.tune.architectures:
-        summary, path = tuning_report_path(architecture), tuned_model_path(architecture)
-        if summary.is_file() and path.is_file():
-            result = json.loads(summary.read_text(encoding="utf-8"))
-            maxlen = settings_of(params, architecture, result["best_params"])["maxlen"]
-            found.append(Candidate(f"{architecture}-tuned", result["best_value"], path, maxlen))
+                found.append(Candidate(f"{name}/seed{seed}", value, path, maxlen))
     return sorted(found, key=lambda c: -c.val_accuracy)
 
 

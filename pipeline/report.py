@@ -2,8 +2,9 @@
 
 Reads   only what dvc.yaml declares: reports/evaluation.json and reports/evaluation/ (summary, replicates,
         pairwise McNemar, gradients, gradient reach, memory probe, run), reports/speed.json,
-        reports/tutorial-reference.json, metrics/train/<experiment>/seed<seed>.json and -gradients.csv,
-        plots/train/<experiment>/seed<seed>.csv, reports/tuning/, data/prepared/stats.json;
+        reports/tutorial-reference.json, metrics/train/<model>/seed<seed>.json and -gradients.csv,
+        plots/train/<model>/seed<seed>.csv (experiments and tuned configurations), reports/tuning/,
+        data/prepared/stats.json;
         params base.seed, base.seeds, train.keep, train.experiments, tune.architectures
 Writes  reports/comparison.md, reports/comparison.html (self-contained, figures embedded),
         reports/figures/*.png
@@ -43,6 +44,7 @@ from pipeline.paths import (
     train_gradients_path,
     train_history_path,
     train_metrics_path,
+    tuned_name,
     tuning_report_path,
     write_outputs,
 )
@@ -67,13 +69,15 @@ def read_inputs(params: Params) -> tuple[dict, list[str]]:
         return None
 
     inputs: dict = {"train": {}, "history": {}, "norms": {}, "tuning": {}, "trials": {}}
-    for name in params.train.experiments:
+    models = [(name, f"train@{name}") for name in params.train.experiments]
+    models += [(tuned_name(a), f"confirm@{a}") for a in params.tune.architectures]
+    for name, stage in models:
         for seed in params.base.seeds:
             files = {"train": (train_metrics_path(name, seed), as_json),
                      "history": (train_history_path(name, seed), lambda p: pd.read_csv(p).to_dict("records")),
                      "norms": (train_gradients_path(name, seed), pd.read_csv)}
             if absent := [f"`{path}`" for path, _ in files.values() if not path.is_file()]:
-                missing.append(f"{', '.join(absent)} (stage `train@{name}-{seed}` not run)")
+                missing.append(f"{', '.join(absent)} (stage `{stage}-{seed}` not run)")
             for kind, (path, reader) in files.items():
                 if path.is_file():
                     inputs[kind].setdefault(name, {})[seed] = reader(path)
@@ -111,7 +115,7 @@ COLUMNS = {"replicates": {"model", "kind", "seed", "test/accuracy", "val/accurac
 
 def in_seed_order(values: pd.Series, seeds: tuple[int, ...]) -> list[float] | None:
     """``values`` (indexed by seed) in base.seeds order; None unless every seed has exactly one value: a model
-    with a replicate missing, or a tuned model (seed base.seed), gives the claims no per-seed list."""
+    with a replicate missing gives the claims no per-seed list."""
     if values.index.has_duplicates or not set(seeds) <= set(values.index):
         return None
     return [float(values[seed]) for seed in seeds]
@@ -146,17 +150,9 @@ def evidence(params: Params, inputs: dict) -> claims.Evidence:
 
 
 def seconds_per_epoch(inputs: dict) -> dict[str, float]:
-    """Median s/epoch per model: over seeds of each replicate's median; a tuned model's best trial's mean."""
-    seconds = {name: float(np.median([m["epoch/seconds"] for m in per_seed.values()]))
-               for name, per_seed in inputs["train"].items()}
-    for architecture, summary in inputs["tuning"].items():
-        trials = inputs["trials"].get(architecture)
-        if trials is not None and "duration" in trials:
-            best = trials[trials["number"] == summary["best_trial"]]
-            epochs = summary["best_params"].get("epochs")
-            if len(best) and epochs:
-                seconds[f"{architecture}-tuned"] = pd.to_timedelta(best["duration"].iloc[0]).total_seconds() / epochs
-    return seconds
+    """Median s/epoch per model (experiments and tuned configurations): over seeds of each replicate's median."""
+    return {name: float(np.median([m["epoch/seconds"] for m in per_seed.values()]))
+            for name, per_seed in inputs["train"].items()}
 
 
 # The stage --------------------------------------------------------------------------------------------
@@ -179,8 +175,10 @@ def build(params: Params, inputs: dict, missing: list[str]) -> tuple[list[tuple]
                    "its row. Single-seed agreement: how many seeds, judged alone, give the same verdict, i.e. how "
                    "often a study of one seed would have reached it."),
              ("table", tables.claims_table(judged)), ("p", tables.not_reproduced(judged, summary)))
-    if curse := tables.winners_curse(summary, inputs["tuning"]):
-        page.add(("p", curse))
+    if params.tune.architectures:
+        verdicts = claims.tuning_helps(judged_on, params.tune.architectures)
+        page.add(("h2", "Does tuning help?"), ("p", tables.tuning_paragraph(verdicts)),
+                 ("table", tables.tuning_verdicts(verdicts, summary, inputs["tuning"])))
     if summary or inputs["reference"]:
         page.add(("h2", "Against the tutorial's numbers"),
                  ("p", "Test accuracy: as the tutorial reports it, its own code run here on the same data (mean ± "

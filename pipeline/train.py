@@ -62,16 +62,19 @@ def check_seed(params: Params, seed: int) -> int:
     return seed
 
 
-def hyperparameters(params: Params, name: str, experiment: ExperimentParams, seed: int) -> dict:
-    """Every effective setting of one run, as logged to MLflow."""
+def hyperparameters(params: Params, name: str, experiment: ExperimentParams, seed: int,
+                    shared: dict | None = None) -> dict:
+    """Every effective setting of one run, as logged to MLflow; ``shared`` replaces the shared train.* keys
+    a study searched (batch_size, learning_rate) for a tuned configuration."""
     train = params.train
+    shared = shared or {}
     return {
         "experiment": name,
         **vars(experiment),
         "num_words": params.prepare.num_words,
-        "batch_size": train.batch_size,
+        "batch_size": shared.get("batch_size", train.batch_size),
         "optimizer": train.optimizer,
-        "learning_rate": train.learning_rate,
+        "learning_rate": shared.get("learning_rate", train.learning_rate),
         "padding": train.padding,
         "truncating": train.truncating,
         "bucketing": bucketed(train.bucketing, experiment.architecture),
@@ -114,15 +117,19 @@ def main() -> None:
     train_replicate(params, arguments.experiment, experiment, check_seed(params, arguments.seed))
 
 
-def train_replicate(params: Params, name: str, experiment: ExperimentParams, seed: int) -> None:
-    """Train, probe and save one replicate; record it in its MLflow run. Inputs are checked already."""
+def train_replicate(params: Params, name: str, experiment: ExperimentParams, seed: int, *,
+                    shared: dict | None = None, tags: dict | None = None) -> None:
+    """Train, probe and save one replicate; record it in its MLflow run. Inputs are checked already.
+
+    The confirm stage trains a study's best configuration this way: ``experiment`` holds its experiment
+    settings, ``shared`` the shared ones it searched (:func:`hyperparameters`), ``tags`` its provenance."""
     import mlflow
 
     from pipeline import probes, provenance, tracking
     from pipeline.data import load_split, pad
     from pipeline.training import build_model, fit_model, seed_everything, summarize
 
-    settings = hyperparameters(params, name, experiment, seed)
+    settings = hyperparameters(params, name, experiment, seed, shared)
     seed_everything(seed, params.base.deterministic)
     train, val = load_split("train"), load_split("val")
     probe = val.take(probes.gradient_rows(val, experiment.maxlen, params.evaluate.probe_reviews))
@@ -130,7 +137,8 @@ def train_replicate(params: Params, name: str, experiment: ExperimentParams, see
     probe_y = probe.labels.astype("float32")
     uri = tracking.start(tracking.project_root(Path.cwd()), os.environ.get("MLFLOW_TRACKING_URI"))
     # lab.experiment groups the replicates: `mlflow ui` can group or filter runs by this tag.
-    tags = provenance.run_tags(Path.cwd(), stage=f"train@{name}-{seed}", seed=seed) | {"lab.experiment": name}
+    tags = {"lab.experiment": name, **(tags or {})}
+    tags = provenance.run_tags(Path.cwd(), stage=tags.pop("stage", f"train@{name}-{seed}"), seed=seed) | tags
     print(f"training {name} seed {seed} ({experiment.architecture}, maxlen {experiment.maxlen}, "
           f"{experiment.epochs} epochs, keep {params.train.keep}) on {len(train):,} reviews, validating on "
           f"{len(val):,}; MLflow: {uri}", flush=True)

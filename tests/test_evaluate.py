@@ -23,12 +23,14 @@ from tests.conftest import ROOT, SMALL_ARCHIVE, run
 from tests.test_train import SEEDS, shrink
 
 # The fake project: three probed experiments (named after their architecture), one that is not probed and
-# lacks its third seed, and one tuned model. dense has a longer window than the others (gradients.csv is cut
-# to the shortest).
+# lacks its third seed, and one tuned model (lstm's study, confirmed with two of the three seeds). dense has a
+# longer window than the others (gradients.csv is cut to the shortest).
 NUM_WORDS = 50
 FAKE = {"dense": ("dense", 40), "simplernn": ("simplernn", 30), "lstm": ("lstm", 30), "lstm_short": ("lstm", 20)}
-FAKE_SEEDS = {"dense": [1, 2, 3], "simplernn": [1, 2, 3], "lstm": [1, 2, 3], "lstm_short": [1, 2]}
 TUNED_MAXLEN = 24
+TUNED = {"lstm-tuned": ("lstm", TUNED_MAXLEN)}
+FAKE_SEEDS = {"dense": [1, 2, 3], "simplernn": [1, 2, 3], "lstm": [1, 2, 3], "lstm_short": [1, 2],
+              "lstm-tuned": [1, 2]}
 DISTANCES = [0, 5, 20]
 COLUMNS = ["model", "kind", "seed", "val/accuracy", "best/val/accuracy", "last/val/accuracy", "kept/epoch",
            "test/accuracy", "test/loss", "test/roc_auc", "test/f1"]
@@ -67,7 +69,8 @@ def save_model(model, path: Path) -> None:
 
 
 def make_fake_project(project: Path) -> dict:
-    """Prepared splits, a saved model per replicate with its metrics and gradient files, one tuned model.
+    """Prepared splits, a saved model per replicate with its metrics and gradient files (experiments and the
+    tuned model's confirmed replicates), and the study summary the tuned model's settings come from.
     Returns what the files say: validation accuracy and gradient norms per (model, seed)."""
     import keras
 
@@ -79,7 +82,7 @@ def make_fake_project(project: Path) -> dict:
         save_split(fake_split(rng, n), [f"{split}{i}" for i in range(n)], project / "data/prepared" / split)
     (project / "data/prepared/stats.json").write_text(json.dumps({"num_words": NUM_WORDS}))
     val_accuracy, norms = {}, {}
-    for name, (architecture, maxlen) in FAKE.items():
+    for name, (architecture, maxlen) in (FAKE | TUNED).items():
         for seed in FAKE_SEEDS[name]:
             keras.utils.set_random_seed(seed + 10 * len(val_accuracy))
             folder = project / "models" / name
@@ -87,7 +90,8 @@ def make_fake_project(project: Path) -> dict:
             save_model(build(architecture, optimizer="rmsprop", learning_rate=0.001, num_words=NUM_WORDS,
                              maxlen=maxlen, embedding_dim=4, units=4), folder / f"seed{seed}.keras")
             # simplernn has the best validation accuracy: the champion, whatever the test says.
-            val = {"dense": 0.6, "simplernn": 0.7, "lstm": 0.65, "lstm_short": 0.5}[name] + seed / 100
+            base = {"dense": 0.6, "simplernn": 0.7, "lstm": 0.65, "lstm_short": 0.5, "lstm-tuned": 0.66}[name]
+            val = base + seed / 100
             val_accuracy[name, seed] = val
             metrics = {"experiment": name, "seed": seed, "keep": "best", "kept/epoch": seed, "val/accuracy": val,
                        "best/val/accuracy": val, "last/val/accuracy": val - 0.05, "val/loss": 0.6}
@@ -96,9 +100,6 @@ def make_fake_project(project: Path) -> dict:
             (records / f"seed{seed}.json").write_text(json.dumps(metrics))
             norms[name, seed] = fake_norms(maxlen, seed)
             (records / f"seed{seed}-gradients.csv").write_text(gradients_csv(norms[name, seed]))
-    save_model(build("lstm", optimizer="rmsprop", learning_rate=0.001, num_words=NUM_WORDS, maxlen=TUNED_MAXLEN,
-                     embedding_dim=4, units=4), project / "models/lstm-tuned.keras")
-    val_accuracy["lstm-tuned", 42] = 0.66
     (project / "reports/tuning").mkdir(parents=True)
     (project / "reports/tuning/lstm.json").write_text(json.dumps(
         {"best_value": 0.66, "best_params": {"maxlen": TUNED_MAXLEN, "units": 4}}))
@@ -136,22 +137,21 @@ def test_every_model_file_is_scored_once_and_summarised_over_its_seeds(evaluated
     project, truth, output = evaluated
     rows = read_csv(project / "reports/evaluation/replicates.csv")
     assert list(rows[0]) == COLUMNS
-    expected = [(name, seed) for name in FAKE for seed in FAKE_SEEDS[name]] + [("lstm-tuned", 42)]
+    expected = [(name, seed) for name in [*FAKE, *TUNED] for seed in FAKE_SEEDS[name]]
     assert [(r["model"], int(r["seed"])) for r in rows] == expected
     assert {r["kind"] for r in rows if r["model"] == "lstm-tuned"} == {"tuned"}
     for row in rows:
         assert float(row["val/accuracy"]) == truth["val"][row["model"], int(row["seed"])]
-    tuned = rows[-1]
-    assert tuned["best/val/accuracy"] == tuned["last/val/accuracy"] == tuned["kept/epoch"] == ""
 
     lines = [line for line in output.splitlines() if line.startswith("[")]
-    assert len(lines) == 12 and lines[0].startswith("[1/12] dense seed 1: test/accuracy ")
-    assert lines[-1].startswith("[12/12] lstm-tuned seed 42: test/accuracy ")
+    assert len(lines) == 13 and lines[0].startswith("[1/13] dense seed 1: test/accuracy ")
+    assert lines[-1].startswith("[13/13] lstm-tuned seed 2: test/accuracy ")
     assert "not evaluated: models/lstm_short/seed3.keras (run `dvc repro train@lstm_short-3`)" in output
+    assert "not evaluated: models/lstm-tuned/seed3.keras (run `dvc repro confirm@lstm-3`)" in output
 
     summary = json.loads((project / "reports/evaluation/summary.json").read_text())
     headline = json.loads((project / "reports/evaluation.json").read_text())
-    assert sorted(summary) == sorted([*FAKE, "lstm-tuned"]) and sorted(headline) == sorted([*summary, "champion"])
+    assert sorted(summary) == sorted([*FAKE, *TUNED]) and sorted(headline) == sorted([*summary, "champion"])
     for name, entry in summary.items():
         test = [float(r["test/accuracy"]) for r in rows if r["model"] == name]
         val = [float(r["val/accuracy"]) for r in rows if r["model"] == name]
@@ -189,11 +189,11 @@ def test_pairwise_mcnemar_pools_the_paired_replicates(evaluated):
     project, _, _ = evaluated
     test = load_split("test", project / "data/prepared")
     labels = test.labels.astype(bool)
-    maxlen = {name: m for name, (_, m) in FAKE.items()} | {"lstm-tuned": TUNED_MAXLEN}
+    maxlen = {name: m for name, (_, m) in (FAKE | TUNED).items()}
     correct = {}
     for name in maxlen:
-        for seed in FAKE_SEEDS.get(name, [42]):
-            path = project / ("models/lstm-tuned.keras" if seed == 42 else f"models/{name}/seed{seed}.keras")
+        for seed in FAKE_SEEDS[name]:
+            path = project / f"models/{name}/seed{seed}.keras"
             model = keras.models.load_model(path)
             x = pad(test, maxlen[name], "pre", "pre")
             correct[name, seed] = (model.predict(x, batch_size=512, verbose=0).reshape(-1) >= 0.5) == labels
@@ -204,10 +204,10 @@ def test_pairwise_mcnemar_pools_the_paired_replicates(evaluated):
 
     rows = {(r["model_a"], r["model_b"]): r for r in read_csv(project / "reports/evaluation/pairwise.csv")}
     assert list(next(iter(rows.values()))) == ["model_a", "model_b", "only_a", "only_b", "mcnemar_p"]
-    assert sorted(rows) == sorted(combinations([*FAKE, "lstm-tuned"], 2))
+    assert sorted(rows) == sorted(combinations([*FAKE, *TUNED], 2))
     expected = {("dense", "lstm"): [(1, 1), (2, 2), (3, 3)],  # the same seeds
                 ("lstm", "lstm_short"): [(1, 1), (2, 2)],  # the seeds both have
-                ("dense", "lstm-tuned"): [(1, 42)]}  # no shared seed: the first replicate of each
+                ("dense", "lstm-tuned"): [(1, 1), (2, 2)]}
     for (a, b), pairs in expected.items():
         only_a, only_b = pooled(a, b, pairs)
         assert (int(rows[a, b]["only_a"]), int(rows[a, b]["only_b"])) == (only_a, only_b)
@@ -260,12 +260,13 @@ def test_evaluate_and_report_work_from_partial_results(project: Path):
     nothing = run(["python", "-m", "pipeline.evaluate"], project, check=False)
     assert nothing.returncode == 2
     assert nothing.stderr.strip().splitlines()[-1] == (
-        "error: no model to evaluate: run `dvc repro train` (and `dvc repro tune`) first")
+        "error: no model to evaluate: run `dvc repro train` (and `dvc repro confirm`) first")
     assert (project / "reports/evaluation.json").read_text() == committed  # left as it was
 
     run(["dvc", "repro", f"train@dense-{SEEDS[0]}", *(f"train@lstm-{seed}" for seed in SEEDS)], project)
     evaluated = run(["python", "-m", "pipeline.evaluate"], project)
-    assert "not evaluated: models/gru-tuned.keras (run `dvc repro tune@gru`)" in evaluated.stdout
+    assert f"not evaluated: models/gru-tuned/seed{SEEDS[0]}.keras (run `dvc repro confirm@gru-{SEEDS[0]}`)" \
+        in evaluated.stdout
     second = SEEDS[1]  # shrink() trains two seeds
     assert f"not evaluated: models/dense/seed{second}.keras (run `dvc repro train@dense-{second}`)" in evaluated.stdout
     evaluation = json.loads((project / "reports/evaluation.json").read_text())

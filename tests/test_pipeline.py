@@ -20,9 +20,11 @@ from tests.test_train import EXPERIMENTS, SEEDS, client, runs_by_name, shrink
 
 REPLICATES = [(name, seed) for name in EXPERIMENTS for seed in SEEDS]
 ARCHITECTURES = ["dense", "simplernn", "lstm", "gru"]
-MODELS = EXPERIMENTS + [f"{a}-tuned" for a in ARCHITECTURES]
-FILES = len(EXPERIMENTS) * len(SEEDS) + len(ARCHITECTURES)  # model files evaluated
-TUNE = {"tune.n_trials": 2, "tune.timeout": 0, "tune.warmup_epochs": 0,
+STUDIED = ["lstm", "gru"]  # tune.architectures: a study each, its best configuration confirmed with every seed
+TUNED = [f"{a}-tuned" for a in STUDIED]
+MODELS = EXPERIMENTS + TUNED
+FILES = len(MODELS) * len(SEEDS)  # model files evaluated
+TUNE = {"tune.architectures": STUDIED, "tune.n_trials": 2, "tune.timeout": 0, "tune.warmup_epochs": 0,
         "tune.space": {"maxlen": {"low": 20, "high": 60, "log": False}, "units": {"low": 4, "high": 8, "log": False},
                        "epochs": {"low": 1, "high": 2, "log": False}}}
 
@@ -44,22 +46,25 @@ def replicate_runs(project: Path) -> dict:
 def test_the_runner_runs_every_stage_through_the_report(pipeline_run):
     project, output = pipeline_run
     assert "Running stage 'evaluate'" in output and "Running stage 'report'" in output
-    assert "== all 20 stages done" in output and "up to 2 at a time" in output
+    # download, prepare, 5 x 2 train, speed, 2 tune, 2 x 2 confirm, evaluate, register, report
+    assert "== all 22 stages done" in output and "up to 2 at a time" in output
     assert "Data and pipelines are up to date" in run(["dvc", "status"], project).stdout
-    assert f"[{FILES}/{FILES}] gru-tuned seed 42: test/accuracy" in output
+    assert f"[{FILES}/{FILES}] gru-tuned seed {SEEDS[-1]}: test/accuracy" in output
+    for architecture in STUDIED:
+        for seed in SEEDS:
+            assert f"Running stage 'confirm@{architecture}-{seed}'" in output
 
     evaluation = json.loads((project / "reports/evaluation.json").read_text())
     assert sorted(evaluation) == sorted([*MODELS, "champion"])
-    for name in MODELS:
-        assert evaluation[name]["n"] == (1 if name.endswith("-tuned") else len(SEEDS))
+    for name in MODELS:  # the tuned models too: distributions over the same seeds
+        assert evaluation[name]["n"] == len(SEEDS) and evaluation[name]["test/accuracy/sd"] is not None
         assert 0 <= evaluation[name]["test/accuracy/mean"] <= 1
-        assert (evaluation[name]["test/accuracy/sd"] is None) == name.endswith("-tuned")
         assert len((project / f"reports/evaluation/confusion/{name}.csv").read_text().splitlines()) == 41
         assert (project / f"reports/evaluation/roc/{name}.csv").read_text().startswith("fpr,tpr\n")
     assert evaluation["champion"]["model"] in MODELS
     replicates = read_csv(project / "reports/evaluation/replicates.csv")
     assert len(replicates) == FILES
-    assert len(read_csv(project / "reports/evaluation/pairwise.csv")) == 9 * 8 // 2
+    assert len(read_csv(project / "reports/evaluation/pairwise.csv")) == len(MODELS) * (len(MODELS) - 1) // 2
     assert "simplernn/final" in (project / "reports/evaluation/gradients.csv").read_text().splitlines()[0]
     probed = len(ARCHITECTURES) * len(SEEDS)  # every replicate of dense, simplernn, lstm, gru
     assert len(read_csv(project / "reports/evaluation/gradient_reach.csv")) == probed * 3  # snapshots
@@ -72,10 +77,12 @@ def test_the_runner_runs_every_stage_through_the_report(pipeline_run):
 
     # The report: every section, figures as real PNGs, an HTML page that needs nothing from outside.
     markdown = (project / "reports/comparison.md").read_text()
-    for heading in ("## Results", "## The tutorial's claims", "## Learning curves", "## Tuning", "## Review lengths"):
+    for heading in ("## Results", "## The tutorial's claims", "## Does tuning help?", "## Learning curves", "## Tuning",
+                    "## Review lengths"):
         assert heading in markdown
-    # Every claim is judged from the replicates (two seeds here), none is left "not measured".
-    assert len(re.findall(r"\| (supported|refuted|inconclusive) \|", markdown)) == 5
+    # Every claim, and "tuning helps" for each study, is judged from the replicates (two seeds here), none is left
+    # "not measured".
+    assert len(re.findall(r"\| (supported|refuted|inconclusive) \|", markdown)) == 5 + len(STUDIED)
     assert "Missing results" not in markdown
     figures = sorted((project / "reports/figures").glob("*.png"))
     for figure in figures:
@@ -90,7 +97,9 @@ def test_the_runner_runs_every_stage_through_the_report(pipeline_run):
     runs = runs_by_name(project)
     scored = {(r["model"], r["seed"]): float(r["test/accuracy"]) for r in replicates}
     assert runs["lstm seed 2"].data.metrics["test/accuracy"] == scored["lstm", "2"]
-    assert runs["tune-gru"].data.metrics["test/accuracy"] == scored["gru-tuned", "42"]
+    assert runs["gru-tuned seed 2"].data.metrics["test/accuracy"] == scored["gru-tuned", "2"]
+    assert runs["gru-tuned seed 2"].data.tags["lab.study"] == json.loads(
+        (project / "reports/tuning/gru.json").read_text())["study"]
     artifacts = {a.path for a in client(project).list_artifacts(runs["dense seed 1"].info.run_id)}
     assert "test_metrics.json" in artifacts
 
@@ -124,7 +133,7 @@ def test_every_replicate_is_trained_with_its_records_and_dvc_shows_them(pipeline
 def test_mlflow_groups_the_replicates_and_mlflow_ui_lists_every_run(pipeline_run):
     project, _ = pipeline_run
     runs = replicate_runs(project)
-    assert sorted(runs) == sorted(f"{name} seed {seed}" for name, seed in REPLICATES)
+    assert sorted(runs) == sorted(f"{name} seed {seed}" for name in MODELS for seed in SEEDS)
     lstm = runs["lstm seed 2"]
     assert lstm.info.status == "FINISHED"
     assert lstm.data.params | {"architecture": "lstm", "units": "32", "maxlen": "60", "batch_size": "128",

@@ -1,7 +1,7 @@
 """The README's scale-out recipe, end to end on one machine: PostgreSQL (Debian package) as the
 Optuna storage and as the backend store of an `mlflow server` with proxied artifacts, two tune
 workers on one study (the DVC stage and an extra `--trials-only` worker), then `dvc repro` of
-evaluate and report on the result, and a DVC remote from which a fresh clone pulls the model."""
+confirm, evaluate and report on the result, and a DVC remote from which a fresh clone pulls the models."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ def postgres() -> Iterator[str]:
 def test_two_workers_on_a_tracking_server_then_evaluate_report_and_a_dvc_remote(project: Path, tmp_path: Path,
                                                                                 postgres: str):
     set_params(project, **{
-        "prepare.limit": 20, "prepare.num_words": 300,
+        "prepare.limit": 20, "prepare.num_words": 300, "base.seeds": [1],
         "train.experiments.lstm.epochs": 2, "train.experiments.lstm.maxlen": 40, "train.experiments.lstm.units": 4,
         "evaluate.memory_content": 10, "evaluate.memory_distances": [0, 10, 20],  # fits lstm's 40 steps
         "speed.rounds": 2, "speed.reviews": 40,
@@ -77,19 +77,24 @@ def test_two_workers_on_a_tracking_server_then_evaluate_report_and_a_dvc_remote(
         assert list(artifacts.rglob(f"trial-{best.number}.keras"))
         assert not (project / "mlflow.db").exists() and not (project / "mlruns").exists()  # all on the server
 
-        # evaluate and report consume the study's result; the test metrics reach the study's parent run.
+        # confirm retrains the study's best configuration (one seed here) on this host, logging to the server;
+        # evaluate and report consume it, and the test metrics reach the confirmed run.
         # (evaluate and report also depend on the train stages' folders, committed with the results of a
         # full run; a project that never trained keeps them with a placeholder, as git drops empty folders.)
         for folder in ("metrics/train", "plots/train"):
             (project / folder).mkdir(parents=True, exist_ok=True)
             (project / folder / ".gitkeep").touch()
+        run(["dvc", "repro", "-s", "confirm@lstm-1"], project, **stores)
         run(["dvc", "repro", "-s", "evaluate"], project, **stores)
         run(["dvc", "repro", "-s", "speed"], project, **stores)  # the report's other input of this host
         run(["dvc", "repro", "-s", "report"], project, **stores)
         evaluation = json.loads((project / "reports/evaluation.json").read_text())
         assert sorted(evaluation) == ["champion", "lstm-tuned"] and evaluation["champion"]["model"] == "lstm-tuned"
-        parent = client.get_run(parents.pop())
-        assert parent.data.metrics["test/accuracy"] == evaluation["lstm-tuned"]["test/accuracy/mean"]
+        experiment = client.get_run(parents.pop()).info.experiment_id
+        [confirmed] = client.search_runs([experiment], "tags.`dvc.stage` = 'confirm@lstm-1'")
+        assert confirmed.data.tags["lab.study"] == name
+        assert confirmed.data.params["maxlen"] == str(best.params["maxlen"])
+        assert confirmed.data.metrics["test/accuracy"] == evaluation["lstm-tuned"]["test/accuracy/mean"]
         assert "| lstm-tuned |" in (project / "reports/comparison.md").read_text()
 
     # A DVC remote carries data and models to another host: a fresh clone pulls the tuned model.
@@ -99,8 +104,8 @@ def test_two_workers_on_a_tracking_server_then_evaluate_report_and_a_dvc_remote(
     run(["dvc", "push"], project)
     clone = tmp_path / "clone"
     run(["git", "clone", "-q", str(project), str(clone)], tmp_path)
-    run(["dvc", "pull", "download", "prepare", "tune@lstm", "evaluate"], clone)
-    tuned = "models/lstm-tuned.keras"
-    assert (clone / tuned).read_bytes() == (project / tuned).read_bytes()
-    status = run(["dvc", "status", "download", "prepare", "tune@lstm", "evaluate"], clone).stdout
+    run(["dvc", "pull", "download", "prepare", "tune@lstm", "confirm@lstm-1", "evaluate"], clone)
+    for tuned in ("models/lstm-tuned.keras", "models/lstm-tuned/seed1.keras"):
+        assert (clone / tuned).read_bytes() == (project / tuned).read_bytes()
+    status = run(["dvc", "status", "download", "prepare", "tune@lstm", "confirm@lstm-1", "evaluate"], clone).stdout
     assert "changed" not in status and "deleted" not in status, status
