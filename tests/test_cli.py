@@ -35,8 +35,8 @@ def test_imdb_lab_lists_the_stages_runs_one_and_refuses_an_unknown_one(tmp_path:
     assert listed.returncode == 0 and all(stage in listed.stdout for stage in STAGES)
     wrong = subprocess.run(["imdb-lab", "trian"], cwd=tmp_path, env=command_env(), capture_output=True, text=True)
     assert wrong.returncode == 2
-    assert wrong.stderr.strip() == ("error: imdb-lab: unknown stage 'trian'; must be one of "
-                                    "download, prepare, train, tune, confirm, speed, evaluate, register, report, predict, repro")
+    assert wrong.stderr.strip() == ("error: imdb-lab: unknown stage 'trian'; must be one of download, prepare, "
+                                    "train, tune, confirm, speed, evaluate, register, report, predict, repro")
     assert subprocess.run(["imdb-predict", "--help"], cwd=tmp_path, env=command_env(),
                           capture_output=True, text=True).stdout.startswith("usage: imdb-lab predict")
 
