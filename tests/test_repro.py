@@ -30,8 +30,8 @@ def test_targets_bring_what_they_depend_on_and_only_they_are_forced(project: Pat
 def test_an_unknown_target_or_job_count_is_one_line(project: Path):
     wrong = run(["python", "-m", "pipeline.repro", "trian"], project, check=False)
     assert wrong.returncode == 2 and wrong.stderr.strip().splitlines() == [
-        "error: no stage 'trian' in dvc.yaml; stages: download, evaluate, prepare, register, report, speed, train, "
-        "tune (or one of their items, e.g. train@lstm-1)"]
+        "error: no stage 'trian' in dvc.yaml; stages: confirm, download, evaluate, prepare, register, report, speed, "
+        "train, tune (or one of their items, e.g. train@lstm-1)"]
     zero = run(["python", "-m", "pipeline.repro", "--jobs", "0"], project, check=False)
     assert zero.returncode == 2 and zero.stderr.strip() == "error: --jobs = 0: must be at least 1"
     word = run(["python", "-m", "pipeline.repro"], project, check=False, LAB_JOBS="two")
