@@ -9,8 +9,8 @@ and the total. Standard library only, so it runs before `.venv` exists:
     python3 bench/full_run.py -- .venv/bin/dvc repro -f       # or any command
 
 It also samples, every second, the resident memory of the command and all its descendants
-(from /proc): the peak of their sum (what concurrent workers hold together) and the largest
-single process are printed at the end.
+(from /proc): the peak of their sum (what concurrent workers hold together), the largest
+single process and the commands that peaked highest are printed at the end.
 
 Goals (issue "Speed"): the whole default pipeline from a fresh clone <= 30 minutes on the
 project's 2-core machine, peak memory <= 3 GB summed over concurrent workers.
@@ -37,6 +37,7 @@ class MemorySampler(threading.Thread):
     def __init__(self, root: int) -> None:
         super().__init__(daemon=True)
         self.root, self.peak_sum, self.peak_one, self.stopped = root, 0, 0, threading.Event()
+        self.by_command: dict[str, int] = {}  # each command's peak (a stage's `python -m ...` line)
 
     def tree(self) -> list[int]:
         children: dict[int, list[int]] = {}
@@ -63,14 +64,19 @@ class MemorySampler(threading.Thread):
                 try:
                     with open(f"/proc/{pid}/statm") as statm:
                         sizes.append(int(statm.read().split()[1]) * page)
+                    with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+                        command = " ".join(cmdline.read().decode(errors="replace").split("\0")).strip()[-90:]
                 except (OSError, IndexError, ValueError):
                     continue
+                self.by_command[command] = max(self.by_command.get(command, 0), sizes[-1])
             self.peak_sum, self.peak_one = max(self.peak_sum, sum(sizes)), max(self.peak_one, max(sizes, default=0))
 
     def report(self) -> str:
         self.stopped.set()
+        top = sorted(self.by_command.items(), key=lambda item: -item[1])[:8]
         return (f"peak memory: {self.peak_sum / 2**30:.2f} GiB summed over the processes alive together, "
-                f"{self.peak_one / 2**30:.2f} GiB the largest one (resident, sampled every second)")
+                f"{self.peak_one / 2**30:.2f} GiB the largest one (resident, sampled every second)\n"
+                + "".join(f"  {size / 2**30:5.2f} GiB  {command}\n" for command, size in top))
 
 
 def main() -> None:

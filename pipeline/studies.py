@@ -193,6 +193,10 @@ class Objective:
         values = _sample(trial, self.params, self.defaults, self.architecture)
         seed = self.params.base.seed + trial.number
         keras.backend.clear_session()  # one graph per trial: memory stays flat over a long study
+        if keras.backend.backend() == "jax":  # and JAX's compiled steps of earlier trials' models go too
+            import jax
+
+            jax.clear_caches()
         seed_everything(seed, self.params.base.deterministic)
         with self._trial_run(trial, values, seed):
             model = build_model(self.params, self.architecture, values)

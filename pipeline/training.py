@@ -108,7 +108,7 @@ class BucketedBatches:
 
     def dataset(self):
         """With TensorFlow, a tf.data pipeline with a variable time axis: one traced graph serves every
-        width. With JAX, a Keras PyDataset: one compiled step per width (at most maxlen / buckets.STEP)."""
+        width. With JAX, a Keras PyDataset: one compiled step per width (at most buckets.BUCKETS)."""
         if keras.backend.backend() != "tensorflow":
             return _Batches(self)
         import tensorflow as tf
