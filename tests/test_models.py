@@ -162,3 +162,43 @@ def test_the_search_options_build_the_layers_they_name_and_the_defaults_build_th
             float(model.predict_on_batch(padded)[0, 0]), abs=1e-6)
     _, model = kinds()  # without masking it does (the reason bucketed models read each review at its own width)
     assert abs(float(model.predict_on_batch(review)[0, 0]) - float(model.predict_on_batch(padded)[0, 0])) > 1e-7
+
+
+TRAIN_ONCE = """
+import hashlib, sys
+import pipeline, jax, keras, numpy as np
+from tests.test_models import tiny_split
+from pipeline.models import build
+from pipeline.training import fit, seed_everything
+seed_everything(4, deterministic=True)
+model = build("gru", optimizer="rmsprop", learning_rate=1e-2, num_words=100, maxlen=None, embedding_dim=8, units=4)
+fit(model, tiny_split(64, 0), tiny_split(32, 1), maxlen=30, epochs=1, batch_size=16, padding="pre",
+    truncating="pre", bucketing=True, seed=4)
+print(jax.config.jax_compilation_cache_dir)
+print(hashlib.sha256(b"".join(np.asarray(w).tobytes() for w in model.get_weights())).hexdigest())
+"""
+
+
+def test_compiled_steps_are_cached_across_processes_and_give_the_same_model(tmp_path):
+    """JAX's persistent compilation cache (set up by pipeline/__init__.py): a second process reuses the
+    first one's compiled steps and trains the same weights, bit for bit."""
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JAX_")} | {"KERAS_BACKEND": "jax",
+                                                                                "XDG_CACHE_HOME": str(tmp_path)}
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+    def train_once() -> list[str]:
+        result = subprocess.run([sys.executable, "-c", TRAIN_ONCE], cwd=root, env=env, capture_output=True,
+                                text=True, check=True)
+        return result.stdout.split()[-2:]
+
+    where, first = train_once()
+    cache = tmp_path / "imdb-rnn-lab" / "jax"
+    assert where == str(cache)  # the default: under the user's cache directory
+    assert list(cache.glob("jit_train_step-*-cache"))  # the compiled training step was written
+    written = {p.name: p.stat().st_mtime_ns for p in cache.glob("*-cache")}
+    env["JAX_COMPILATION_CACHE_DIR"] = str(cache)  # an override is honoured (here: the same place)
+    assert train_once() == [str(cache), first]  # read from the cache: the same weights, bit for bit
+    assert all(p.stat().st_mtime_ns == written[p.name] for p in cache.glob("*-cache") if p.name in written)
