@@ -16,6 +16,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from tests.conftest import SMALL_ARCHIVE, command_env, free_port, listening_hosts, make_project, run, set_params
 
@@ -99,8 +100,9 @@ def test_champion_is_the_best_on_validation_and_versions_name_their_source(regis
 def test_pyfunc_on_raw_text_equals_the_keras_model_on_prepared_arrays(registered: Path):
     import keras
 
+    from pipeline import evaluate
     from pipeline.archive import read_reviews
-    from pipeline.data import load_padded
+    from pipeline.data import load_split, pad
 
     mlflow.set_tracking_uri(f"sqlite:///{registered / 'mlflow.db'}")
     try:
@@ -109,8 +111,11 @@ def test_pyfunc_on_raw_text_equals_the_keras_model_on_prepared_arrays(registered
     finally:
         mlflow.set_tracking_uri(None)
     model = keras.models.load_model(registered / f"models/{name}.keras")  # e.g. models/lstm/seed2.keras
-    x, _ = load_padded("test", model.input_shape[1], prepared_dir=registered / "data/prepared")
-    expected = model.predict(x, verbose=0).reshape(-1)
+    experiment = name.split("/")[0]
+    maxlen = yaml.safe_load((registered / "params.yaml").read_text())["train"]["experiments"][experiment]["maxlen"]
+    test = load_split("test", registered / "data/prepared")
+    # As evaluate reads it: a bucketed recurrent model (the default) each review at its own width.
+    expected, _ = evaluate.predict(model, pad(test, maxlen), test.lengths, "pre", 128)
     names = (registered / "data/prepared/test/names.txt").read_text().split()
     texts = {r.name: r.text for r in read_reviews(registered / "data/raw/aclImdb_v1.tar.gz", limit=40)
              if r.split == "test"}
