@@ -100,6 +100,7 @@ class TrainParams:
     truncating: str = choice("pre", "post")
     bucketing: bool = flag()
     keep: str = choice("best", "last")
+    patience: int = integer(0, 1000)  # with keep: best, stop after this many epochs without a better one; 0 = never
     experiments: Mapping[str, ExperimentParams] = mapping(
         ExperimentParams, r"[A-Za-z0-9_-]{1,64}", "letters, digits, _ and -, at most 64 characters"
     )
@@ -154,6 +155,7 @@ class TuneParams:
     n_trials: int = integer(1, 10000)
     timeout: int = integer(0, 7 * 24 * 3600)
     pruner: str = choice("median", "hyperband", "none")
+    startup_trials: int = integer(0, 10000)  # TPE samples at random until this many trials have finished
     warmup_epochs: int = integer(0, 1000)
     heartbeat: int = integer(1, 3600)
     space: Mapping[str, SpaceParams] = mapping(SpaceParams, "|".join(TUNABLE), "one of " + ", ".join(TUNABLE))

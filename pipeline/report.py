@@ -5,7 +5,7 @@ Reads   only what dvc.yaml declares: reports/evaluation.json and reports/evaluat
         reports/tutorial-reference.json, metrics/train/<model>/seed<seed>.json and -gradients.csv,
         plots/train/<model>/seed<seed>.csv (experiments and tuned configurations), reports/tuning/,
         data/prepared/stats.json;
-        params base.seed, base.seeds, train.keep, train.experiments, tune.architectures
+        params base.seed, base.seeds, train.keep, train.patience, train.experiments, tune.architectures
 Writes  reports/comparison.md, reports/comparison.html (self-contained, figures embedded),
         reports/figures/*.png
 Run     python -m pipeline.report   (or: dvc repro report)
@@ -164,7 +164,8 @@ def build(params: Params, inputs: dict, missing: list[str]) -> tuple[list[tuple]
     page = Page([("h1", "IMDb sentiment: dense, SimpleRNN, LSTM and GRU compared over seeds")])
     if inputs["run"]:
         page.add(("p", tables.run_paragraph(inputs["run"], time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))))
-    page.add(("p", tables.epoch_paragraph(params.train.keep, params.base.seeds, params.base.seed)))
+    page.add(("p", tables.epoch_paragraph(params.train.keep, params.base.seeds, params.base.seed,
+                                                 params.train.patience)))
     if missing:
         page.add(("h2", "Missing results"), ("p", "Not available, so left out below: " + "; ".join(missing) + "."))
     if summary:

@@ -102,13 +102,15 @@ def run_study(params: Params, architecture: str, defaults: dict, storage, name: 
         if fresh:
             mlflow.log_params({
                 "architecture": architecture, "study": name, "storage": storage_label, "n_trials": tune.n_trials,
-                "sampler": f"TPESampler(seeded from base.seed {params.base.seed})", "pruner": tune.pruner,
+                "sampler": f"TPESampler(seeded from base.seed {params.base.seed}, "
+                           f"{tune.startup_trials} random start-up trials)", "pruner": tune.pruner,
                 "warmup_epochs": tune.warmup_epochs,
                 "space": {n: r.described() for n, r in tune.space.items()},
             })
         finished = len(study.get_trials(deepcopy=False, states=workers.FINISHED))
         print(f"study {name}: {finished} of {tune.n_trials} trials done; storage {storage_label}", flush=True)
-        workers.run_trials(study, storage, slots, objective, tune.n_trials, deadline, seed=f"{params.base.seed}/{name}")
+        workers.run_trials(study, storage, slots, objective, tune.n_trials, deadline, seed=f"{params.base.seed}/{name}",
+                           startup_trials=tune.startup_trials)
         finished = len(study.get_trials(deepcopy=False, states=workers.FINISHED))
         if finished < tune.n_trials:  # only the clock stops the loop early
             cut = sum(1 for t in study.get_trials(deepcopy=False) if t.user_attrs.get("cut"))

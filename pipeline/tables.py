@@ -57,13 +57,16 @@ def run_paragraph(run_info: dict, written: str) -> str:
             f"{' with uncommitted changes' if run_info['git.dirty'] else ''}. Report written {written}.")
 
 
-def epoch_paragraph(keep: str, seeds: tuple[int, ...], seed: int) -> str:
-    """Which epoch of each run is compared, and why; how many seeds."""
+def epoch_paragraph(keep: str, seeds: tuple[int, ...], seed: int, patience: int = 0) -> str:
+    """Which epoch of each run is compared, and why; when training stopped early; how many seeds."""
     kept = ("the epoch with the highest validation accuracy (train.keep = best; the first such epoch), as Keras' "
             "ModelCheckpoint(save_best_only=True) keeps it, not the last epoch as in the tutorial: the last epoch is "
             "a noisy sample of a curve that swings by several points (Chollet's own LSTM log ends .891 .877 .840 "
             ".893 .875 .876). The choice uses the validation split only"
             if keep == "best" else "the last epoch (train.keep = last), as in the tutorial")
+    if keep == "best" and patience:
+        kept += (f"; a run stopped once {patience} epochs in a row brought no higher validation accuracy "
+                 "(train.patience), so its epochs are a cap")
     return (f"Each model compared is {kept}; the test split is read once per model file, by the evaluate stage. "
             f"Every default experiment is trained once per seed, {len(seeds)} seeds ({', '.join(map(str, seeds))}; "
             f"base.seeds), and every number below is a distribution over them; so is each tuned model: its "

@@ -81,6 +81,7 @@ def hyperparameters(params: Params, name: str, experiment: ExperimentParams, see
         "loss": "binary_crossentropy",
         "seed": seed,
         "keep": train.keep,
+        "patience": train.patience if train.keep == "best" else 0,
         "deterministic": params.base.deterministic,
         "val_fraction": params.prepare.val_fraction,
     }

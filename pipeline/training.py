@@ -33,13 +33,17 @@ class EpochLogger(keras.callbacks.Callback):
 
     It also keeps a copy of the weights of the epoch with the highest validation accuracy (the
     first such epoch), as ``ModelCheckpoint(monitor="val_accuracy", save_best_only=True)`` would,
-    without writing files: ``best_weights``.
+    without writing files: ``best_weights``. With ``patience`` > 0 it stops training after that many
+    epochs without a higher validation accuracy, as ``EarlyStopping(monitor="val_accuracy",
+    patience=patience)`` would: the best epoch is then the one a full run keeps too, unless a
+    later epoch would have beaten it.
     """
 
-    def __init__(self, on_epoch: Callable[[dict], None] | None = None):
+    def __init__(self, on_epoch: Callable[[dict], None] | None = None, patience: int = 0):
         super().__init__()
         self.rows: list[dict] = []
         self.on_epoch = on_epoch
+        self.patience = patience
         self.best_weights: list | None = None
         self._started = 0.0
 
@@ -59,6 +63,9 @@ class EpochLogger(keras.callbacks.Callback):
         if all(row["val/accuracy"] > r["val/accuracy"] for r in self.rows):
             self.best_weights = self.model.get_weights()
         self.rows.append(row)
+        best = max(range(len(self.rows)), key=lambda i: (self.rows[i]["val/accuracy"], -i))
+        if self.patience and len(self.rows) - 1 - best >= self.patience:
+            self.model.stop_training = True
         if mlflow.active_run() is not None:
             mlflow.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=row["epoch"])
         if self.on_epoch is not None:
@@ -147,16 +154,18 @@ def fit(
     bucketing: bool,
     seed: int,
     keep: str = "last",
+    patience: int = 0,
     on_epoch: Callable[[dict], None] | None = None,
 ) -> list[dict]:
     """Train ``model`` on ``train``, validating on ``val`` after every epoch; return the history rows.
 
     ``keep="best"`` leaves the model with the weights of its best validation epoch (see
     :func:`kept_row`), ``"last"`` with those of the last epoch. Only the validation split decides.
+    ``patience`` > 0 (with ``keep="best"`` only) stops after that many epochs without a better one.
     """
     if keep not in KEEP:
         raise ValueError(f"keep must be one of {KEEP}, got {keep!r}")
-    logger = EpochLogger(on_epoch)
+    logger = EpochLogger(on_epoch, patience if keep == "best" else 0)
     verbose = 1 if sys.stdout.isatty() else 2  # a live bar in a terminal, one line per epoch in logs
     if bucketing:
         training = BucketedBatches(train, maxlen, batch_size, padding, truncating, shuffle=True, seed=seed)
@@ -197,7 +206,8 @@ def fit_model(params: Params, architecture: str, model: keras.Model, settings: d
     return fit(model, train, val, maxlen=settings["maxlen"], epochs=settings["epochs"],
                batch_size=settings.get("batch_size", shared.batch_size),
                padding=shared.padding, truncating=shared.truncating,
-               bucketing=bucketed(shared.bucketing, architecture), seed=seed, keep=shared.keep, on_epoch=on_epoch)
+               bucketing=bucketed(shared.bucketing, architecture), seed=seed, keep=shared.keep,
+               patience=shared.patience, on_epoch=on_epoch)
 
 
 def kept_row(rows: list[dict], keep: str) -> dict:

@@ -108,6 +108,8 @@ def study_name(params: Params, architecture: str, defaults: dict) -> str:
         "seed": params.base.seed,
         "pruner": [params.tune.pruner, params.tune.warmup_epochs],
     }
+    if params.tune.startup_trials != 10:  # Optuna's default, which every study before this setting used
+        shape["startup_trials"] = params.tune.startup_trials
     if not params.base.deterministic:  # added later, so only when off: the default studies keep their names
         shape["deterministic"] = False
     # The Keras backends train different optimisers for the embedding (docs/results.md): trials of another

@@ -82,8 +82,8 @@ class SlotSampler(optuna.samplers.TPESampler):
     held from counting the study's trials to creating one (``run_trials``), never while a trial trains.
     ``before_trial`` is the sampler hook Optuna calls right after it creates (or dequeues) a trial."""
 
-    def __init__(self, slots: StoreLock, seed: int):
-        super().__init__(seed=seed)
+    def __init__(self, slots: StoreLock, seed: int, startup_trials: int = 10):
+        super().__init__(seed=seed, n_startup_trials=startup_trials)
         self.slots = slots
 
     def before_trial(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
@@ -92,7 +92,7 @@ class SlotSampler(optuna.samplers.TPESampler):
 
 
 def run_trials(study: optuna.Study, storage, slots: StoreLock, objective, n_trials: int, deadline: float,
-                seed: str) -> None:
+                seed: str, startup_trials: int = 10) -> None:
     """Run trials until the study has ``n_trials`` finished ones, sharing the slots with other workers.
 
     The sampler is seeded per trial from ``seed`` and the number of trials before it:
@@ -112,7 +112,8 @@ def run_trials(study: optuna.Study, storage, slots: StoreLock, objective, n_tria
                 return
             if finished + running < n_trials:
                 # Asks for the trial while the lock is held; the sampler releases it once the trial exists.
-                study.sampler = SlotSampler(slots, seed=zlib.crc32(f"{seed}/{len(trials)}".encode()))
+                study.sampler = SlotSampler(slots, seed=zlib.crc32(f"{seed}/{len(trials)}".encode()),
+                                            startup_trials=startup_trials)
                 study.optimize(objective, n_trials=1, gc_after_trial=True, catch=(TrialCut,))
                 continue
         finally:

@@ -24,7 +24,7 @@ SHARED_ARCHIVE = Path(
 # --dist loadfile hands whole modules to the two workers in collection order, so starting with the
 # longest lets both workers end together instead of one running a long module alone at the end.
 LONGEST_FIRST = ["reliability/test_interruption.py", "test_pipeline.py", "test_tune.py", "test_serving.py",
-                 "test_train.py", "reliability/test_environment.py", "test_scale_out.py",
+                 "test_train.py", "test_confirm.py", "reliability/test_environment.py", "test_scale_out.py",
                  "reliability/test_concurrency.py", "test_evaluate.py", "test_prepare.py"]
 
 
@@ -117,3 +117,20 @@ def make_project(tmp_path: Path) -> Path:
     run(["git", "add", "-A"], target)
     run(["git", "commit", "-q", "-m", "project under test"], target)
     return target
+
+
+TINY_SPACE = {"maxlen": {"low": 20, "high": 60, "log": False}, "units": {"low": 4, "high": 8, "log": False},
+         "epochs": {"low": 3, "high": 4, "log": False}}
+
+
+@pytest.fixture
+def tiny(project: Path) -> Path:
+    """The project with prepare run on 20 reviews per class and split, and a small lstm and study (tune tests)."""
+    set_params(project, **{
+        "prepare.limit": 20, "prepare.num_words": 300,
+        # The default lstm experiment (enqueued as trial 0) trains one epoch: never pruned.
+        "train.experiments.lstm.epochs": 1, "train.experiments.lstm.maxlen": 40, "train.experiments.lstm.units": 4,
+        "tune.n_trials": 4, "tune.timeout": 0, "tune.warmup_epochs": 1, "tune.space": TINY_SPACE,
+    })
+    run(["dvc", "repro", "prepare"], project, IMDB_ARCHIVE=str(SMALL_ARCHIVE))
+    return project

@@ -97,6 +97,26 @@ def test_keep_leaves_the_model_with_the_weights_of_the_kept_epoch(keep):
     assert accuracy == pytest.approx(expected, abs=1e-6)
 
 
+def test_patience_stops_after_that_many_epochs_without_a_better_one_and_changes_nothing_before():
+    """train.patience is early stopping on validation accuracy: the epochs a stopped run trains are the full run's
+    first epochs, exactly; keep: last never stops."""
+    def train(patience: int, keep: str = "best") -> list[dict]:
+        seed_everything(3, deterministic=True)
+        model = build("simplernn", optimizer="adam", learning_rate=0.05, num_words=100, maxlen=30, embedding_dim=4,
+                      units=4)
+        return fit(model, tiny_split(64, 0), tiny_split(48, 1), maxlen=30, epochs=12, batch_size=16, padding="pre",
+                   truncating="pre", bucketing=False, seed=3, keep=keep, patience=patience)
+
+    full = [row["val/accuracy"] for row in train(0)]
+    assert len(full) == 12
+    running_best = [max(range(epoch + 1), key=lambda i: (full[i], -i)) for epoch in range(12)]
+    stop = next(epoch for epoch in range(12) if epoch - running_best[epoch] >= 2)  # the swings give one
+    stopped = train(2)
+    assert len(stopped) == stop + 1
+    assert [row["val/accuracy"] for row in stopped] == full[: stop + 1]
+    assert len(train(2, keep="last")) == 12
+
+
 def test_keep_must_be_best_or_last():
     with pytest.raises(ValueError, match="keep must be one of"):
         fit(build("dense", optimizer="adam", learning_rate=1e-2, num_words=100, maxlen=30, embedding_dim=4),

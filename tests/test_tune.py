@@ -15,22 +15,8 @@ import pytest
 
 from pipeline import config
 from pipeline.tune import check_space, study_name
-from tests.conftest import ROOT, SMALL_ARCHIVE, command_env, free_port, listening_hosts, run, set_params
-
-SPACE = {"maxlen": {"low": 20, "high": 60, "log": False}, "units": {"low": 4, "high": 8, "log": False},
-         "epochs": {"low": 3, "high": 4, "log": False}}
-
-
-@pytest.fixture
-def tiny(project: Path) -> Path:
-    set_params(project, **{
-        "prepare.limit": 20, "prepare.num_words": 300,
-        # The default lstm experiment (enqueued as trial 0) trains one epoch: never pruned.
-        "train.experiments.lstm.epochs": 1, "train.experiments.lstm.maxlen": 40, "train.experiments.lstm.units": 4,
-        "tune.n_trials": 4, "tune.timeout": 0, "tune.warmup_epochs": 1, "tune.space": SPACE,
-    })
-    run(["dvc", "repro", "prepare"], project, IMDB_ARCHIVE=str(SMALL_ARCHIVE))
-    return project
+from tests.conftest import ROOT, command_env, free_port, listening_hosts, run, set_params
+from tests.conftest import TINY_SPACE as SPACE
 
 
 def seed_study(project: Path) -> str:
@@ -253,69 +239,26 @@ def test_a_study_searches_architecture_choices_and_batch_size_and_its_best_model
     assert model.layers[0].mask_zero == best["masking"]
 
 
-def test_the_confirm_stage_retrains_exactly_the_best_configuration_with_each_seed(tiny: Path):
-    """confirm@lstm-<seed> reads the study's best_params and trains them, and every setting the study did
-    not search from the default experiment, with each replicate seed, as a model lstm-tuned."""
-    space = {"units": {"low": 4, "high": 8, "log": False}, "pooling": {"choices": ["last", "max"]},
-             "batch_size": {"low": 8, "high": 32, "log": True},
-             "learning_rate": {"low": 1e-3, "high": 1e-2, "log": True}}
-    set_params(tiny, **{"tune.space": space, "tune.n_trials": 3, "tune.pruner": "none", "base.seeds": [1, 2]})
-    run(["python", "-m", "pipeline.tune", "--architecture", "lstm"], tiny)
-    study = json.loads((tiny / "reports/tuning/lstm.json").read_text())
-    best = study["best_params"]
-    for seed in (1, 2):
-        output = run(["python", "-m", "pipeline.confirm", "--architecture", "lstm", "--seed", str(seed)], tiny).stdout
-        assert f"training lstm-tuned seed {seed} (lstm, maxlen 40, 1 epochs" in output
+def test_tune_startup_trials_is_where_tpe_starts_modelling_the_results(tmp_path: Path):
+    """The study loop's sampler takes tune.startup_trials: the same seeds give the same random start, then TPE
+    samples near the best so far, where a sampler still at random keeps drawing anywhere."""
+    import math
 
-    client = mlflow.MlflowClient(f"sqlite:///{tiny / 'mlflow.db'}")
-    experiment = client.get_experiment_by_name("imdb-sentiment")
-    runs = {r.info.run_name: r for r in client.search_runs([experiment.experiment_id])}
-    params = config.load(tiny / "params.yaml")
-    default = params.train.experiments["lstm"]
-    from pipeline.models import load
+    from pipeline.locks import StoreLock
+    from pipeline.workers import run_trials
 
-    for seed in (1, 2):
-        confirmed = runs[f"lstm-tuned seed {seed}"]
-        logged = confirmed.data.params
-        # The best trial's values, and the default experiment's for everything the study did not search.
-        assert {k: logged[k] for k in best} == {k: str(v) for k, v in best.items()}
-        assert (logged["maxlen"], logged["epochs"], logged["embedding_dim"]) == ("40", "1", str(default.embedding_dim))
-        assert (logged["seed"], logged["experiment"]) == (str(seed), "lstm-tuned")
-        assert confirmed.data.tags["lab.study"] == study["study"]
-        assert confirmed.data.tags["dvc.stage"] == f"confirm@lstm-{seed}"
-        assert confirmed.data.tags["lab.experiment"] == "lstm-tuned"
-        model = load(tiny / f"models/lstm-tuned/seed{seed}.keras")
-        recurrent = next(layer for layer in model.layers if type(layer).__name__ == "LSTM")
-        assert recurrent.units == best["units"]
-        # Trained on length buckets (train.bucketing, the default): built for any length, as train@ builds it.
-        assert model.input_shape[1] is None and logged["bucketing"] == "True"
-        assert ("GlobalMaxPooling1D" in [type(layer).__name__ for layer in model.layers]) == (best["pooling"] == "max")
-        assert float(model.optimizer.learning_rate) == pytest.approx(best["learning_rate"])
-        metrics = json.loads((tiny / f"metrics/train/lstm-tuned/seed{seed}.json").read_text())
-        assert (metrics["experiment"], metrics["seed"]) == ("lstm-tuned", seed)
-        assert (tiny / f"plots/train/lstm-tuned/seed{seed}.csv").is_file()
-    weights = [load(tiny / f"models/lstm-tuned/seed{seed}.keras").get_weights()[0] for seed in (1, 2)]
-    assert not (weights[0] == weights[1]).all()  # each seed its own replicate
+    def search(startup: int) -> list[float]:
+        url = f"sqlite:///{tmp_path / f'startup{startup}.db'}"
+        study = optuna.create_study(study_name="s", storage=url, direction="maximize")
+        slots = StoreLock(url, "s")
 
+        def objective(trial: optuna.Trial) -> float:
+            return -((trial.suggest_float("x", 0, 1) - 0.8) ** 2)
 
-def test_the_confirm_stage_names_a_missing_study_or_an_unstudied_architecture(tiny: Path):
-    import shutil
+        run_trials(study, url, slots, objective, 20, math.inf, seed="startup", startup_trials=startup)
+        return [t.params["x"] for t in study.trials]
 
-    # As in a project that never ran tune (the copy holds the committed full run's results).
-    (tiny / "reports/tuning/lstm.json").unlink(missing_ok=True)
-    for folder in ("models/lstm-tuned", "metrics/train/lstm-tuned", "plots/train/lstm-tuned"):
-        shutil.rmtree(tiny / folder, ignore_errors=True)
-    missing = run(["python", "-m", "pipeline.confirm", "--architecture", "lstm", "--seed", "1"], tiny, check=False)
-    assert missing.returncode == 2
-    assert missing.stderr.strip().splitlines()[-1] == (
-        "error: reports/tuning/lstm.json: missing; run `dvc repro tune@lstm` first")
-    set_params(tiny, **{"tune.architectures": ["lstm"]})
-    other = run(["python", "-m", "pipeline.confirm", "--architecture", "gru", "--seed", "1"], tiny, check=False)
-    assert other.returncode == 2
-    assert other.stderr.strip().splitlines()[-1] == (
-        "error: --architecture 'gru': not in params.yaml tune.architectures ['lstm']")
-    (tiny / "reports/tuning").mkdir(parents=True, exist_ok=True)
-    (tiny / "reports/tuning/lstm.json").write_text('{"study": "lstm-x", "best_params": {"colour": "red"}}')
-    odd = run(["python", "-m", "pipeline.confirm", "--architecture", "lstm", "--seed", "1"], tiny, check=False)
-    assert odd.returncode == 2 and "best_params must map settings among maxlen" in odd.stderr.strip().splitlines()[-1]
-    assert not any((tiny / folder).exists() for folder in ("models/lstm-tuned", "metrics/train/lstm-tuned"))
+    tpe, random = search(3), search(1000)
+    assert tpe[:3] == random[:3] and tpe[3] != random[3]
+    distance = {name: sum(abs(x - 0.8) for x in xs[10:]) / 10 for name, xs in (("tpe", tpe), ("random", random))}
+    assert distance["tpe"] < distance["random"], distance
