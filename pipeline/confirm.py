@@ -29,7 +29,6 @@ import io
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 from pipeline import config
@@ -46,7 +45,7 @@ from pipeline.paths import (
     write_outputs,
 )
 from pipeline.stage import UserError, outputs_written, run
-from pipeline.train import check_experiment, check_seed, hyperparameters, train_replicate
+from pipeline.train import check_experiment, check_seed, hyperparameters, log_artifacts, train_replicate
 
 REPLICATE_FILES = (model_path, train_metrics_path, train_history_path, train_gradients_path)
 
@@ -95,7 +94,7 @@ def main() -> None:
     if source is None:
         train_replicate(params, tuned_name(architecture), experiment, seed, shared=shared, tags=tags)
     else:
-        reuse(params, architecture, seed, source, tags)
+        reuse(params, architecture, experiment, seed, source, tags)
 
 
 def default_replicate(params: Params, architecture: str, experiment: ExperimentParams, shared: dict, seed: int):
@@ -118,14 +117,17 @@ def default_replicate(params: Params, architecture: str, experiment: ExperimentP
     return next((r for r in found if r.data.params == expected), None)
 
 
-def reuse(params: Params, architecture: str, seed: int, source, tags: dict) -> None:
+def reuse(params: Params, architecture: str, experiment: ExperimentParams, seed: int, source, tags: dict) -> None:
     """The replicate of the default experiment as this seed's replicate of <architecture>-tuned: its files copied
-    (all or none), and an MLflow run with its settings, per-epoch metrics and figures, tagged lab.reused_from."""
+    (all or none), and an MLflow run with its settings, metrics, figures and model, tagged lab.reused_from."""
     import mlflow
+    import numpy as np
 
     from pipeline import provenance, tracking
+    from pipeline.data import load_split, pad
+    from pipeline.models import load
 
-    name, client = tuned_name(architecture), mlflow.MlflowClient()
+    name = tuned_name(architecture)
     metrics = json.loads(train_metrics_path(architecture, seed).read_text(encoding="utf-8"))
     metrics |= {"experiment": name, "reused_from": f"train@{architecture}-{seed}"}
     print(f"{name} seed {seed}: the study's best configuration is the default experiment {architecture!r}, so "
@@ -136,8 +138,10 @@ def reuse(params: Params, architecture: str, seed: int, source, tags: dict) -> N
     with tracking.started_run(run_name=f"{name} seed {seed}", tags=tags, log_system_metrics=False) as active:
         mlflow.log_params(source.data.params | {"experiment": name})
         history = train_history_path(architecture, seed).read_text("utf-8")
-        for row in csv.DictReader(io.StringIO(history)):  # the per-epoch metrics, as train@ logged them
-            mlflow.log_metrics({k: float(v) for k, v in row.items() if k != "epoch"}, step=int(row["epoch"]))
+        rows = [{k: int(v) if k == "epoch" else float(v) for k, v in row.items()}
+                for row in csv.DictReader(io.StringIO(history))]
+        for row in rows:  # the per-epoch metrics, as train@ logged them
+            mlflow.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=row["epoch"])
         mlflow.log_metrics({k: v for k, v in source.data.metrics.items() if k.startswith(
             ("best/", "last/", "kept/", "total/", "parameters", "gradient_reach/"))})
         target = model_path(name, seed)
@@ -148,11 +152,9 @@ def reuse(params: Params, architecture: str, seed: int, source, tags: dict) -> N
                       staged={target: partial})
         outputs_written()
         mlflow.set_tag("model.sha256", provenance.file_sha256(target))  # how evaluate finds this run
-        with tempfile.TemporaryDirectory() as folder:
-            for artifact in ("learning_curves.png", "model_summary.txt"):
-                mlflow.log_artifact(client.download_artifacts(source.info.run_id, artifact, folder))
-        mlflow.log_artifact(str(train_history_path(name, seed)))
-        mlflow.log_artifact(str(train_gradients_path(name, seed)))
+        shared = params.train
+        example = pad(load_split("val").take(np.arange(2)), experiment.maxlen, shared.padding, shared.truncating)
+        log_artifacts(load(target), rows, name, seed, example)  # its model too: one logged model per replicate
     print(f"{name} seed {seed}: kept epoch {metrics['kept/epoch']}, val/accuracy {metrics['val/accuracy']:.4f}, "
           f"copied from train@{architecture}-{seed}; MLflow run {active.info.run_id}")
 

@@ -171,14 +171,14 @@ def train_replicate(params: Params, name: str, experiment: ExperimentParams, see
                       staged={saved: partial})
         outputs_written()
         mlflow.set_tag("model.sha256", provenance.file_sha256(saved))  # how evaluate finds this run
-        _log_artifacts(model, rows, name, seed, pad(val, experiment.maxlen, params.train.padding,
+        log_artifacts(model, rows, name, seed, pad(val, experiment.maxlen, params.train.padding,
                                                      params.train.truncating)[:2])
     print(f"{name} seed {seed}: kept epoch {metrics['kept/epoch']}, val/accuracy {metrics['val/accuracy']:.4f} "
           f"(last epoch {metrics['last/val/accuracy']:.4f}), {metrics['epoch/seconds']:.1f} s/epoch, "
           f"{time.perf_counter() - started:.0f} s in all; MLflow run {active.info.run_id}")
 
 
-def _log_artifacts(model, rows: list[dict], name: str, seed: int, example) -> None:
+def log_artifacts(model, rows: list[dict], name: str, seed: int, example) -> None:
     """The run's files beside its metrics: history, gradients, learning curves, summary, the model."""
     import mlflow
 

@@ -111,7 +111,10 @@ def test_when_the_default_experiment_wins_its_replicate_is_reused_not_retrained(
     assert copy.data.tags["dvc.stage"] == "confirm@lstm-1" and copy.data.tags["lab.experiment"] == "lstm-tuned"
     history = [m.value for m in client.get_metric_history(copy.info.run_id, "val/accuracy")]
     assert history == [m.value for m in client.get_metric_history(original.info.run_id, "val/accuracy")]
-    assert {"learning_curves.png", "model_summary.txt"} <= {f.path for f in client.list_artifacts(copy.info.run_id)}
+    assert {"learning_curves.png", "model_summary.txt", "seed1.csv"} <= {
+        f.path for f in client.list_artifacts(copy.info.run_id)}
+    assert [m.source_run_id for m in client.search_logged_models([experiment.experiment_id])].count(
+        copy.info.run_id) == 1  # one logged model per replicate, as train@ logs it
     assert "lab.reused_from" not in runs["lstm-tuned seed 2"].data.tags
 
 
