@@ -24,7 +24,12 @@ def summarize(study: optuna.Study, n_trials: int) -> tuple[dict, pd.DataFrame]:
     if not any(t.state == states.COMPLETE for t in trials):
         raise UserError(f"study {study.study_name}: no trial completed (every one was pruned or failed)")
     trained = sum(t.user_attrs.get("epochs_trained", 0) for t in finished)
-    unpruned = sum(t.params.get("epochs", t.user_attrs.get("epochs_trained", 0)) for t in finished)
+    # What the trials would have trained without pruning: a complete trial what it trained (train.patience may
+    # have stopped it before its epochs: that is early stopping, not pruning), a pruned one its epochs at most.
+    unpruned = sum(t.user_attrs.get("epochs_trained", 0) if t.state == states.COMPLETE
+                   else t.params.get("epochs", t.user_attrs.get("epochs_trained", 0)) for t in finished)
+    stopped_early = sum(t.params.get("epochs", 0) - t.user_attrs.get("epochs_trained", 0) for t in finished
+                        if t.state == states.COMPLETE and "epochs" in t.params)
     default = next((t for t in trials if t.user_attrs.get("default") and t.state == states.COMPLETE), None)
     summary = {
         "study": study.study_name,
@@ -42,6 +47,7 @@ def summarize(study: optuna.Study, n_trials: int) -> tuple[dict, pd.DataFrame]:
         "epochs_trained": trained,
         "epochs_unpruned": unpruned,
         "epoch_ratio": round(trained / unpruned, 4) if unpruned else 1.0,
+        "epochs_saved_by_patience": stopped_early,
         "trial_seconds": round(sum(t.duration.total_seconds() for t in finished if t.duration), 1),
     }
     table = study.trials_dataframe(attrs=("number", "value", "state", "params", "user_attrs", "duration"))

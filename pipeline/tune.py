@@ -160,8 +160,8 @@ def main() -> None:
     print(f"{architecture}: best val/accuracy {summary['best_value']:.4f} (trial {summary['best_trial']}); "
           f"{summary['trials']['complete']} complete, {summary['trials']['pruned']} pruned, "
           f"{summary['trials']['failed']} failed, {summary['trials']['cut']} cut by the clock; "
-          f"epochs {summary['epochs_trained']} of "
-          f"{summary['epochs_unpruned']} unpruned")
+          f"epochs {summary['epochs_trained']} of {summary['epochs_unpruned']} unpruned; "
+          f"{summary['epochs_saved_by_patience']} more saved by train.patience in complete trials")
 
 
 if __name__ == "__main__":

@@ -69,8 +69,10 @@ def test_two_workers_on_a_tracking_server_then_evaluate_report_and_a_dvc_remote(
         runs = [client.get_run(t.user_attrs["mlflow_run_id"]) for t in trials]
         parents = {r.data.tags["mlflow.parentRunId"] for r in runs}
         assert len(parents) == 1 and {r.info.status for r in runs} == {"FINISHED"}
+        # One value per epoch trained (train.patience may stop a trial before its sampled epochs).
         assert [len(client.get_metric_history(r.info.run_id, "val/accuracy")) for r in runs] == [
-            t.params["epochs"] for t in trials]  # one value per epoch
+            t.user_attrs["epochs_trained"] for t in trials]
+        assert all(t.user_attrs["epochs_trained"] <= t.params["epochs"] for t in trials)
         best = optuna.load_study(study_name=name, storage=storage).best_trial
         assert [a.path for a in client.list_artifacts(best.user_attrs["mlflow_run_id"], "model")] == [
             f"model/trial-{best.number}.keras"]

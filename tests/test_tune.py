@@ -262,3 +262,19 @@ def test_tune_startup_trials_is_where_tpe_starts_modelling_the_results(tmp_path:
     assert tpe[:3] == random[:3] and tpe[3] != random[3]
     distance = {name: sum(abs(x - 0.8) for x in xs[10:]) / 10 for name, xs in (("tpe", tpe), ("random", random))}
     assert distance["tpe"] < distance["random"], distance
+
+
+def test_what_pruning_saved_does_not_count_what_early_stopping_saved():
+    """A complete trial that train.patience stopped after 4 of its 6 epochs saved 2 epochs by early stopping,
+    not by pruning; a trial pruned after 2 of its 5 epochs saved (at most) 3 by pruning."""
+    from pipeline.study_summary import summarize
+
+    study = optuna.create_study(direction="maximize")
+    epochs = optuna.distributions.IntDistribution(2, 10)
+    study.add_trial(optuna.trial.create_trial(params={"epochs": 6}, distributions={"epochs": epochs}, value=0.8,
+                                              user_attrs={"epochs_trained": 4}))
+    study.add_trial(optuna.trial.create_trial(params={"epochs": 5}, distributions={"epochs": epochs},
+                                              state=optuna.trial.TrialState.PRUNED, intermediate_values={2: 0.5},
+                                              user_attrs={"epochs_trained": 2}))
+    summary, _ = summarize(study, 2)
+    assert (summary["epochs_trained"], summary["epochs_unpruned"], summary["epochs_saved_by_patience"]) == (6, 9, 2)
