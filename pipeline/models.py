@@ -15,6 +15,7 @@ use cuDNN's fused kernels on a GPU (on JAX and on TensorFlow); ``dropout`` appli
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,6 +26,28 @@ from pipeline.architectures import NAMES
 from pipeline.stage import UserError
 
 OPTIMIZERS = ("rmsprop", "adam", "sgd")
+
+
+def _keep_tensorflow_out() -> None:
+    """On JAX, keep Keras from importing TensorFlow, which the cpu extra installs for the other backend.
+
+    ``keras.utils.set_random_seed`` (to seed TensorFlow's generator too) and the serializer behind
+    ``model.save()`` (to recognise ``tf.TensorShape`` and the like) ask Keras' lazy ``tensorflow`` module
+    whether TensorFlow is importable, and so import all of it: 0.5 GB more in every process (measured: 584 MB
+    before ``mlflow.keras.log_model``, 1,088 MB after), for a generator and objects a JAX model never uses.
+    Marked unavailable while nothing has imported TensorFlow; pipeline.training imports this module first.
+    """
+    if keras.backend.backend() == "tensorflow" or "tensorflow" in sys.modules:
+        return
+    try:
+        from keras.src.utils import module_utils
+
+        module_utils.tensorflow._available = False
+    except (ImportError, AttributeError):  # another Keras layout: it only costs memory
+        pass
+
+
+_keep_tensorflow_out()
 
 
 def dense(*, num_words: int, maxlen: int | None, embedding_dim: int, dropout: float = 0.0, **_) -> keras.Model:

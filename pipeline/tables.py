@@ -248,7 +248,8 @@ def tuning_table(tuning: dict[str, dict]) -> pd.DataFrame:
         "default val accuracy": f"{s['default_value']:.4f}" if s["default_value"] is not None else DASH,
         "gain (points)": f"{100 * (s['best_value'] - s['default_value']):+.2f}" if s["default_value"] else DASH,
         "epochs trained / unpruned": f"{s['epochs_trained']} / {s['epochs_unpruned']} ({s['epoch_ratio']:.2f})",
-        "wall s": f"{s['wall_seconds']:.0f}",
+        # The trials' own time, from the storage: a rerun that ran no trial (wall_seconds) does not reset it.
+        "trial s": f"{s['trial_seconds']:.0f}" if "trial_seconds" in s else DASH,
     } for a, s in tuning.items()])
 
 

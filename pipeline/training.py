@@ -18,7 +18,7 @@ import keras
 import mlflow
 import numpy as np
 
-from pipeline import buckets
+from pipeline import buckets, models  # noqa: F401  (models keeps TensorFlow out of JAX processes)
 from pipeline.architectures import bucketed, uses
 from pipeline.config import Params
 from pipeline.data import Sequences, pad

@@ -222,3 +222,26 @@ def test_compiled_steps_are_cached_across_processes_and_give_the_same_model(tmp_
     env["JAX_COMPILATION_CACHE_DIR"] = str(cache)  # an override is honoured (here: the same place)
     assert train_once() == [str(cache), first]  # read from the cache: the same weights, bit for bit
     assert all(p.stat().st_mtime_ns == written[p.name] for p in cache.glob("*-cache") if p.name in written)
+
+
+@pytest.mark.skipif(keras.backend.backend() != "jax", reason="on TensorFlow the backend is TensorFlow")
+def test_saving_and_logging_a_model_on_jax_does_not_import_tensorflow(tmp_path):
+    """Keras' serializer would import TensorFlow (installed for the other backend) on the first save: 0.5 GB."""
+    import subprocess
+    import sys
+
+    script = f"""
+import sys
+import mlflow, numpy as np
+from pipeline import tracking
+from pipeline.models import build
+model = build("lstm", optimizer="rmsprop", learning_rate=1e-3, num_words=100, maxlen=None, embedding_dim=8, units=4)
+model.save({str(tmp_path / "m.keras")!r})
+mlflow.set_tracking_uri({f"sqlite:///{tmp_path / 'mlflow.db'}"!r})
+with mlflow.start_run():
+    tracking.log_model(model, np.ones((2, 10), dtype="int32"))
+print("tensorflow" in sys.modules)
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                            env=os.environ | {"KERAS_BACKEND": "jax"})
+    assert result.stdout.strip().splitlines()[-1] == "False"
