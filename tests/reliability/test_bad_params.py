@@ -146,6 +146,7 @@ DOCUMENTED = {
     "prepare.limit": (-1, 0, None, None),
     "train.batch_size": (0, 1, 65_536, 65_537),
     "train.learning_rate": (0, 1e-9, 10, 10.5),
+    "train.patience": (-1, 0, 1000, 1001),
     "train.experiments.lstm.maxlen": (0, 1, None, None),  # above: the longest prepared review, checked by train
     "train.experiments.lstm.units": (0, 1, 4096, 4097),
     "train.experiments.lstm.embedding_dim": (0, 1, 4096, 4097),
@@ -154,6 +155,7 @@ DOCUMENTED = {
     "tune.n_trials": (0, 1, 10_000, 10_001),
     "tune.timeout": (-1, 0, 604_800, 604_801),
     "tune.warmup_epochs": (-1, 0, 1000, 1001),
+    "tune.startup_trials": (-1, 0, 10_000, 10_001),
     "tune.heartbeat": (0, 1, 3600, 3601),
     "evaluate.probe_reviews": (0, 1, 25_000, 25_001),
     "evaluate.memory_content": (0, 1, 100_000, 100_001),  # evaluate checks it against each maxlen too
