@@ -41,7 +41,7 @@ from pipeline.locks import StoreLock
 from pipeline.paths import staged_copy, write_outputs
 from pipeline.provenance import file_sha256
 from pipeline.stage import UserError, unwinding
-from pipeline.tracking import EXPERIMENT, OWNER_TAG, log_inputs, owner, started_run
+from pipeline.tracking import EXPERIMENT, OWNER_TAG, end_killed, log_inputs, owner, started_run
 from pipeline.training import build_model, fit_model, kept_row, seed_everything
 
 
@@ -256,7 +256,7 @@ class Objective:
             raise
         except KeyboardInterrupt:
             with unwinding():  # no second interrupt can cut this write short
-                mlflow.end_run("KILLED")
+                end_killed()  # retried: every interrupted worker writes to the store at once
             raise
         finally:
             if mlflow.active_run() and mlflow.active_run().info.run_id == child.info.run_id:

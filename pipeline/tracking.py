@@ -157,11 +157,11 @@ def started_run(**kwargs) -> Iterator[mlflow.ActiveRun]:
             yield active
         except KeyboardInterrupt:
             with unwinding():
-                _end_killed()
+                end_killed()
             raise
 
 
-def _end_killed(tries: int = 30) -> None:
+def end_killed(tries: int = 30) -> None:
     """End the active run KILLED. Interrupted workers all end their runs at once, and a SQLite store lets
     one write at a time ("database is locked" once its busy timeout passes): try again, once a second."""
     for attempt in range(tries):

@@ -265,7 +265,7 @@ def test_an_interrupted_run_ends_killed_even_when_the_store_is_briefly_locked(tm
 
         monkeypatch.setattr(mlflow, "end_run", busy_twice)
         monkeypatch.setattr(tracking.time, "sleep", lambda seconds: None)
-        tracking._end_killed()
+        tracking.end_killed()
         assert calls == ["KILLED"] * 3 and mlflow.active_run() is None
         assert mlflow.MlflowClient().get_run(run.info.run_id).info.status == "KILLED"
     finally:
