@@ -78,12 +78,20 @@ class ExperimentParams:
     bidirectional: bool = flag(default=False)  # the recurrent layer reads the review both ways
     pooling: str = choice("last", "max", "mean", default="last")  # last state, or max/mean over time steps
     masking: bool = flag(default=False)  # the recurrent layer skips padding steps (Embedding mask_zero)
+    # Any architecture: the vocabulary cap, applied when the prepared data is loaded; left out (0 here),
+    # prepare.num_words. The prepared store keeps every training word's index, so no run re-tokenises.
+    num_words: int = integer(4, 1_000_000, default=0)
 
 
 # The optional experiment settings and their defaults: a setting at its default is left out of the
 # settings a run records (so results and study names from before these settings existed stay valid).
 OPTIONAL_SETTINGS = {f.name: f.default for f in dataclasses.fields(ExperimentParams)
                      if f.default is not dataclasses.MISSING}
+
+
+def vocabulary_size(params: Params, settings: Mapping) -> int:
+    """The ``num_words`` a run's model has: its own (an experiment's or a trial's), else prepare.num_words."""
+    return settings.get("num_words") or params.prepare.num_words
 
 
 def experiment_settings(experiment: ExperimentParams) -> dict:
@@ -124,8 +132,8 @@ class SpaceParams:
 # What a study may search over; the other settings come from the architecture's
 # default experiment (train.experiments.<architecture>) and train.*.
 TUNABLE = ("maxlen", "units", "epochs", "embedding_dim", "learning_rate", "dropout", "batch_size", "bidirectional",
-           "pooling", "masking")
-INTEGER_TUNABLE = frozenset({"maxlen", "units", "epochs", "embedding_dim", "batch_size"})
+           "pooling", "masking", "num_words")
+INTEGER_TUNABLE = frozenset({"maxlen", "units", "epochs", "embedding_dim", "batch_size", "num_words"})
 CATEGORICAL_TUNABLE = frozenset({"bidirectional", "pooling", "masking"})  # searched over choices, not a range
 
 

@@ -32,7 +32,7 @@ import shutil
 from pathlib import Path
 
 from pipeline import config
-from pipeline.config import TUNABLE, ExperimentParams, Params
+from pipeline.config import TUNABLE, ExperimentParams, Params, vocabulary_size
 from pipeline.data import load_stats
 from pipeline.paths import (
     model_path,
@@ -85,7 +85,7 @@ def main() -> None:
     parser.add_argument("--seed", required=True, type=int, help="one of base.seeds, e.g. 1")
     arguments = parser.parse_args()
     params = config.load()
-    stats = load_stats(params.prepare.num_words)
+    stats = load_stats()
     seed = check_seed(params, arguments.seed)
     architecture = arguments.architecture
     experiment, shared, study = best_configuration(params, architecture, stats["splits"]["train"]["length"]["max"])
@@ -104,8 +104,11 @@ def default_replicate(params: Params, architecture: str, experiment: ExperimentP
 
     from pipeline import provenance, tracking
 
-    if experiment != params.train.experiments[architecture] or any(getattr(params.train, k) != v
-                                                                   for k, v in shared.items()):
+    def resolved(e: ExperimentParams) -> ExperimentParams:  # num_words left out means prepare.num_words
+        return dataclasses.replace(e, num_words=vocabulary_size(params, vars(e)))
+
+    if resolved(experiment) != resolved(params.train.experiments[architecture]) or any(
+            getattr(params.train, k) != v for k, v in shared.items()):
         return None
     if not all(path(architecture, seed).is_file() for path in REPLICATE_FILES):
         return None
@@ -153,7 +156,8 @@ def reuse(params: Params, architecture: str, experiment: ExperimentParams, seed:
         outputs_written()
         mlflow.set_tag("model.sha256", provenance.file_sha256(target))  # how evaluate finds this run
         shared = params.train
-        example = pad(load_split("val").take(np.arange(2)), experiment.maxlen, shared.padding, shared.truncating)
+        example = load_split("val").take(np.arange(2)).capped(vocabulary_size(params, vars(experiment)))
+        example = pad(example, experiment.maxlen, shared.padding, shared.truncating)
         log_artifacts(load(target), rows, name, seed, example)  # its model too: one logged model per replicate
     print(f"{name} seed {seed}: kept epoch {metrics['kept/epoch']}, val/accuracy {metrics['val/accuracy']:.4f}, "
           f"copied from train@{architecture}-{seed}; MLflow run {active.info.run_id}")

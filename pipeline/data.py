@@ -7,8 +7,11 @@ else separates words.
 
 Encoding follows ``keras.datasets.imdb``: 0 is padding, 1 starts every review,
 2 stands for a word out of the vocabulary, real words start at 3 ranked by
-their frequency in the training split (ties broken alphabetically), and a word
-whose index would reach ``num_words`` becomes 2.
+their frequency in the training split (ties broken alphabetically). The store
+keeps every training word's index (only words never seen in training are 2);
+the vocabulary cap ``num_words`` is applied when a run loads it
+(:meth:`Sequences.capped`: an index that reaches ``num_words`` becomes 2), so
+runs with different caps share one prepared store and nobody re-tokenises.
 
 Each split is stored ragged (``tokens.npy`` holds every sequence end to end,
 ``offsets.npy`` where each starts), so any maxlen and padding mode is served
@@ -97,6 +100,16 @@ class Sequences:
     def __len__(self) -> int:
         return len(self.labels)
 
+    def capped(self, num_words: int) -> Sequences:
+        """The same reviews with a vocabulary of ``num_words``: every index >= num_words becomes 2 (OOV), as
+        ``keras.datasets.imdb.load_data(num_words=...)`` and :func:`word_index` with that cap encode them."""
+        if num_words < FIRST_WORD + 1:
+            raise ValueError(f"num_words must be >= {FIRST_WORD + 1}, got {num_words}")
+        if len(self.tokens) == 0 or int(self.tokens.max()) < num_words:
+            return self
+        tokens = np.where(self.tokens >= num_words, np.int32(OOV), self.tokens).astype(np.int32)
+        return Sequences(tokens, self.offsets, self.labels, self.ratings)
+
     def take(self, rows: np.ndarray) -> Sequences:
         """The reviews at ``rows``, in that order."""
         starts, lengths = self.offsets[rows], self.lengths[rows]
@@ -167,13 +180,14 @@ def load_vocabulary(path: Path = VOCABULARY) -> list[tuple[str, int]]:
     return [(word, int(count)) for word, count in (row.split("\t") for row in rows)]
 
 
-def load_stats(num_words: int, path: Path = STATS) -> dict:
-    """prepare's statistics, after checking that the prepared data matches ``prepare.num_words``."""
+def load_stats(path: Path = STATS) -> dict:
+    """prepare's statistics, after checking that the store keeps every training word (a store prepared before
+    num_words became a load-time cap holds capped indices, which no larger cap could undo)."""
     try:
         stats = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise UserError(f"{path}: prepared data missing; run `dvc repro prepare` first") from None
-    if stats["num_words"] != num_words:
-        raise UserError(f"{path}: prepared with num_words {stats['num_words']}, params.yaml says {num_words}; "
-                        "run `dvc repro prepare` first")
+    if "num_words" in stats:
+        raise UserError(f"{path}: prepared with the vocabulary capped at {stats['num_words']} (an older layout); "
+                        "run `dvc repro prepare` to keep every training word")
     return stats

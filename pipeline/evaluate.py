@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline import buckets, config, probes
-from pipeline.config import Params, experiment_settings, settings_of
+from pipeline.config import Params, experiment_settings, settings_of, vocabulary_size
 from pipeline.data import load_stats, pad
 from pipeline.evaluation_tables import (
     csv_text,
@@ -157,7 +157,7 @@ def main() -> None:
     argparse.ArgumentParser(description="Score every model file on the test split once; probe claim 5 on "
                                         "validation reviews (params.yaml evaluate.*).").parse_args()
     params = config.load()
-    load_stats(params.prepare.num_words)
+    load_stats()
     probed = probed_experiments(params)
     found, missing = find_replicates(params)
     for note in missing:
@@ -220,11 +220,12 @@ def score(params: Params, found: list[Replicate], probed: dict[str, int]) -> Sco
     for number, replicate in enumerate(found, 1):
         keras.backend.clear_session()
         model, name, maxlen = load_model(replicate.path), replicate.model, replicate.settings["maxlen"]
+        num_words = vocabulary_size(params, replicate.settings)  # each model reads its own vocabulary
         if model.input_shape[1] not in (None, maxlen):
             raise UserError(f"{replicate.path}: built for maxlen {model.input_shape[1]}, params say {maxlen}; "
                             "rerun its train or confirm stage")
-        probabilities, speed = predict(model, pad(test, maxlen, params.train.padding, params.train.truncating),
-                                       test.lengths, params.train.padding, params.train.batch_size)
+        x = pad(test.capped(num_words), maxlen, params.train.padding, params.train.truncating)
+        probabilities, speed = predict(model, x, test.lengths, params.train.padding, params.train.batch_size)
         metrics = classification(labels, probabilities)
         metrics |= {"test/reviews_per_second": round(speed, 1), "parameters": model.count_params()}
         scores.results[replicate.path] = metrics
@@ -236,7 +237,8 @@ def score(params: Params, found: list[Replicate], probed: dict[str, int]) -> Sco
             scores.norms.setdefault(name, {})[replicate.seed] = read_gradients(
                 train_gradients_path(name, replicate.seed))
             scores.memory += [(name, replicate.seed, row["filler"], row["distance"], row["accuracy"]) for row in
-                              probes.memory_accuracy(model, memory_set, maxlen, content, distances, PREDICT_BATCH)]
+                              probes.memory_accuracy(model, memory_set.capped(num_words), maxlen, content, distances,
+                                                     PREDICT_BATCH)]
         print(f"[{number}/{len(found)}] {name} seed {replicate.seed}: test/accuracy {metrics['test/accuracy']:.4f} "
               f"[{metrics['test/accuracy_ci_low']:.4f}, {metrics['test/accuracy_ci_high']:.4f}], "
               f"ROC AUC {metrics['test/roc_auc']:.4f}, {speed:,.0f} reviews/s", flush=True)

@@ -1,6 +1,6 @@
 """prepare stage: the raw archive to padded-on-demand integer sequences.
 
-Reads   data/raw/aclImdb_v1.tar.gz (in place), params base.seed and prepare.*
+Reads   data/raw/aclImdb_v1.tar.gz (in place), params base.seed, prepare.val_fraction, prepare.limit
 Writes  data/prepared/{train,val,test}/{tokens,offsets,labels,ratings}.npy and names.txt,
         data/prepared/vocab.tsv (word, training count; line i is index i + 3),
         data/prepared/stats.json
@@ -8,8 +8,10 @@ Run     python -m pipeline.prepare   (or: dvc repro prepare)
 
 The validation split is a seeded, class-stratified slice of the archive's
 training split; the vocabulary is counted on what remains for training, so
-validation reviews are as unseen as test reviews. Outputs are byte-identical
-across reruns on the same archive and params.
+validation reviews are as unseen as test reviews. Every training word keeps its
+index: the vocabulary cap (``num_words``) is applied by each run when it loads the
+data, so changing it never reruns this stage. Outputs are byte-identical across
+reruns on the same archive and params.
 """
 
 from __future__ import annotations
@@ -23,7 +25,17 @@ from tqdm import tqdm
 
 from pipeline import config
 from pipeline.archive import Review, read_reviews
-from pipeline.data import OOV, Sequences, build_vocabulary, encode, save_split, stratified_split, tokenize, word_index
+from pipeline.data import (
+    FIRST_WORD,
+    OOV,
+    Sequences,
+    build_vocabulary,
+    encode,
+    save_split,
+    stratified_split,
+    tokenize,
+    word_index,
+)
 from pipeline.paths import PREPARED_DIR, RAW_ARCHIVE, SPLITS, STATS, VOCABULARY, split_dir
 from pipeline.stage import run, signals_deferred
 
@@ -75,14 +87,13 @@ def main() -> None:
         for name, rows in splits.items()
     }
     vocabulary = build_vocabulary(tokens["train"])
-    index = word_index(vocabulary, params.prepare.num_words)
+    index = word_index(vocabulary, len(vocabulary) + FIRST_WORD)  # every training word; runs cap at load time
 
     # Write everything into a sibling folder first, then swap it in: a failed
     # or interrupted run never leaves a half-written data/prepared/.
     staging = PREPARED_DIR.with_name(PREPARED_DIR.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
     stats: dict = {
-        "num_words": params.prepare.num_words,
         "vocabulary_words": len(vocabulary),
         "val_fraction": params.prepare.val_fraction,
         "seed": params.base.seed,
@@ -96,7 +107,8 @@ def main() -> None:
         raise
     _swap_in(staging, PREPARED_DIR)
     counts = ", ".join(f"{n} {stats['splits'][n]['reviews']:,}" for n in SPLITS)
-    print(f"prepared {counts} reviews; {len(vocabulary):,} training words, num_words {params.prepare.num_words:,}")
+    print(f"prepared {counts} reviews; {len(vocabulary):,} training words, each kept with its index (a run caps "
+          "the vocabulary when it loads them: its num_words, else prepare.num_words)")
 
 
 def _write_staging(staging: Path, splits: dict, tokens: dict, index: dict, vocabulary: list, stats: dict) -> None:

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline import config
-from pipeline.config import Params, settings_of
+from pipeline.config import Params, experiment_settings, settings_of, vocabulary_size
 from pipeline.data import load_stats
 from pipeline.paths import (
     PREPARED_DIR,
@@ -55,24 +55,26 @@ class Candidate:
     val_accuracy: float
     path: Path
     maxlen: int
+    num_words: int  # its vocabulary cap: the served model maps words beyond it to 2, as in training
 
 
 def candidates(params: Params) -> list[Candidate]:
     """Every saved replicate with a validation result (each seed of each experiment and of each confirmed tuned
     configuration), best first."""
-    models = [(name, experiment.maxlen) for name, experiment in params.train.experiments.items()]
+    models = [(name, experiment_settings(experiment)) for name, experiment in params.train.experiments.items()]
     for architecture in params.tune.architectures:
         summary = tuning_report_path(architecture)
         if summary.is_file():
             best = json.loads(summary.read_text(encoding="utf-8"))["best_params"]
-            models.append((tuned_name(architecture), settings_of(params, architecture, best)["maxlen"]))
+            models.append((tuned_name(architecture), settings_of(params, architecture, best)))
     found = []
-    for name, maxlen in models:
+    for name, settings in models:
         for seed in params.base.seeds:
             metrics, path = train_metrics_path(name, seed), model_path(name, seed)
             if metrics.is_file() and path.is_file():
                 value = json.loads(metrics.read_text(encoding="utf-8"))["val/accuracy"]  # the saved (kept) epoch
-                found.append(Candidate(f"{name}/seed{seed}", value, path, maxlen))
+                found.append(Candidate(f"{name}/seed{seed}", value, path, settings["maxlen"],
+                                       vocabulary_size(params, settings)))
     return sorted(found, key=lambda c: -c.val_accuracy)
 
 
@@ -100,7 +102,7 @@ def main() -> None:
                                         "imdb-sentiment@champion in the MLflow registry (the runner-up as "
                                         "@challenger); writes reports/registry.json.").parse_args()
     params = config.load()
-    load_stats(params.prepare.num_words)
+    load_stats()
     found = candidates(params)
     if not found:
         raise UserError("no trained model with a validation result: run `dvc repro train` first")
@@ -191,7 +193,7 @@ def _register(client, candidate: Candidate, sha256: str, params: Params, data: s
     sources = client.search_runs([mlflow.get_experiment_by_name(tracking.EXPERIMENT).experiment_id],
                                  f"tags.`model.sha256` = '{sha256}'", order_by=["attributes.start_time ASC"])
     source_run = sources[0].info.run_id if sources else "unknown"
-    settings = {"maxlen": candidate.maxlen, "num_words": params.prepare.num_words,
+    settings = {"maxlen": candidate.maxlen, "num_words": candidate.num_words,
                 "padding": params.train.padding, "truncating": params.train.truncating}
     origin = provenance.run_tags(Path.cwd(), stage="register")
     tags = {"model": candidate.name, "val_accuracy": str(candidate.val_accuracy), "model.sha256": sha256,

@@ -23,11 +23,11 @@ class Rule:
     ok: Callable[[Any], bool] = lambda value: True
 
 
-def integer(low: int | None = None, high: int | None = None) -> Any:
+def integer(low: int | None = None, high: int | None = None, default: int | None = None) -> Any:
     parts = [f">= {low}" if low is not None else "", f"<= {high}" if high is not None else ""]
     allowed = "an integer " + " and ".join(p for p in parts if p)
     rule = Rule(int, allowed.strip(), lambda v: (low is None or v >= low) and (high is None or v <= high))
-    return field(metadata={"rule": rule})
+    return field(metadata={"rule": rule}, **_optional(default))
 
 
 def number(

@@ -19,6 +19,7 @@ import os
 import time
 
 from pipeline import config
+from pipeline.config import vocabulary_size
 from pipeline.data import load_stats
 from pipeline.paths import SPEED, write_atomic
 from pipeline.stage import UserError, run
@@ -52,7 +53,7 @@ def main() -> None:
     argparse.ArgumentParser(description="Time one epoch of each architecture's default model, in turns, "
                                         "in one process (params.yaml speed.*).").parse_args()
     params = config.load()
-    load_stats(params.prepare.num_words)
+    load_stats()
     experiments = timed_models(params)
 
     import keras
@@ -71,9 +72,10 @@ def main() -> None:
     models, inputs = {}, {}
     for name, e in experiments.items():
         models[name] = build(e.architecture, optimizer=params.train.optimizer,
-                             learning_rate=params.train.learning_rate, num_words=params.prepare.num_words,
+                             learning_rate=params.train.learning_rate, num_words=vocabulary_size(params, vars(e)),
                              maxlen=e.maxlen, embedding_dim=e.embedding_dim, units=e.units, dropout=e.dropout)
-        inputs[name] = pad(subset, e.maxlen, params.train.padding, params.train.truncating)
+        inputs[name] = pad(subset.capped(vocabulary_size(params, vars(e))), e.maxlen, params.train.padding,
+                           params.train.truncating)
 
     seconds: dict[str, list[float]] = {name: [] for name in models}
     order = list(models)

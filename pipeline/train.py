@@ -25,7 +25,7 @@ from pathlib import Path
 
 from pipeline import config
 from pipeline.architectures import NAMES, bucketed
-from pipeline.config import ExperimentParams, Params
+from pipeline.config import ExperimentParams, Params, vocabulary_size
 from pipeline.data import load_stats
 from pipeline.paths import (
     model_path,
@@ -71,7 +71,7 @@ def hyperparameters(params: Params, name: str, experiment: ExperimentParams, see
     return {
         "experiment": name,
         **vars(experiment),
-        "num_words": params.prepare.num_words,
+        "num_words": vocabulary_size(params, vars(experiment)),
         "batch_size": shared.get("batch_size", train.batch_size),
         "optimizer": train.optimizer,
         "learning_rate": shared.get("learning_rate", train.learning_rate),
@@ -113,7 +113,7 @@ def main() -> None:
     parser.add_argument("--seed", required=True, type=int, help="one of base.seeds, e.g. 1")
     arguments = parser.parse_args()
     params = config.load()
-    stats = load_stats(params.prepare.num_words)
+    stats = load_stats()
     experiment = check_experiment(params, arguments.experiment, stats["splits"]["train"]["length"]["max"])
     train_replicate(params, arguments.experiment, experiment, check_seed(params, arguments.seed))
 
@@ -125,6 +125,7 @@ def train_replicate(params: Params, name: str, experiment: ExperimentParams, see
     The confirm stage trains a study's best configuration this way: ``experiment`` holds its experiment
     settings, ``shared`` the shared ones it searched (:func:`hyperparameters`), ``tags`` its provenance."""
     import mlflow
+    import numpy as np
 
     from pipeline import probes, provenance, tracking
     from pipeline.data import load_split, pad
@@ -134,6 +135,7 @@ def train_replicate(params: Params, name: str, experiment: ExperimentParams, see
     seed_everything(seed, params.base.deterministic)
     train, val = load_split("train"), load_split("val")
     probe = val.take(probes.gradient_rows(val, experiment.maxlen, params.evaluate.probe_reviews))
+    probe = probe.capped(settings["num_words"])  # as fit_model caps the splits
     probe_x = pad(probe, experiment.maxlen, params.train.padding, params.train.truncating)
     probe_y = probe.labels.astype("float32")
     uri = tracking.start(tracking.project_root(Path.cwd()), os.environ.get("MLFLOW_TRACKING_URI"))
@@ -171,8 +173,9 @@ def train_replicate(params: Params, name: str, experiment: ExperimentParams, see
                       staged={saved: partial})
         outputs_written()
         mlflow.set_tag("model.sha256", provenance.file_sha256(saved))  # how evaluate finds this run
-        log_artifacts(model, rows, name, seed, pad(val, experiment.maxlen, params.train.padding,
-                                                     params.train.truncating)[:2])
+        example = val.take(np.arange(2)).capped(settings["num_words"])
+        log_artifacts(model, rows, name, seed, pad(example, experiment.maxlen, params.train.padding,
+                                                   params.train.truncating))
     print(f"{name} seed {seed}: kept epoch {metrics['kept/epoch']}, val/accuracy {metrics['val/accuracy']:.4f} "
           f"(last epoch {metrics['last/val/accuracy']:.4f}), {metrics['epoch/seconds']:.1f} s/epoch, "
           f"{time.perf_counter() - started:.0f} s in all; MLflow run {active.info.run_id}")

@@ -186,23 +186,28 @@ def fit(
 
 def build_model(params: Params, architecture: str, settings: dict) -> keras.Model:
     """The compiled model of ``architecture`` with ``settings`` (maxlen, units, embedding_dim, dropout,
-    learning_rate, and the optional bidirectional, pooling, masking: an experiment's, or a trial's); a model
+    learning_rate, and the optional bidirectional, pooling, masking, num_words: an experiment's, or a trial's); a model
     taking any length when training is bucketed."""
-    from pipeline.config import OPTIONAL_SETTINGS
+    from pipeline.config import OPTIONAL_SETTINGS, vocabulary_size
     from pipeline.models import build
 
-    optional = {k: settings.get(k, default) for k, default in OPTIONAL_SETTINGS.items() if uses(architecture, k)}
+    optional = {k: settings.get(k, default) for k, default in OPTIONAL_SETTINGS.items()
+                if uses(architecture, k) and k != "num_words"}
     return build(architecture, optimizer=params.train.optimizer, learning_rate=settings["learning_rate"],
-                 num_words=params.prepare.num_words, embedding_dim=settings["embedding_dim"],
+                 num_words=vocabulary_size(params, settings), embedding_dim=settings["embedding_dim"],
                  maxlen=None if bucketed(params.train.bucketing, architecture) else settings["maxlen"],
                  units=settings["units"], dropout=settings["dropout"], **optional)
 
 
 def fit_model(params: Params, architecture: str, model: keras.Model, settings: dict, train: Sequences,
               val: Sequences, seed: int, on_epoch: Callable[[dict], None] | None = None) -> list[dict]:
-    """:func:`fit` with the shared train.* settings and the run's own maxlen, epochs (and batch size, if a trial
-    searched it)."""
+    """:func:`fit` with the shared train.* settings and the run's own maxlen, epochs, vocabulary cap (and batch
+    size, if a trial searched it)."""
+    from pipeline.config import vocabulary_size
+
     shared = params.train
+    num_words = vocabulary_size(params, settings)
+    train, val = train.capped(num_words), val.capped(num_words)
     return fit(model, train, val, maxlen=settings["maxlen"], epochs=settings["epochs"],
                batch_size=settings.get("batch_size", shared.batch_size),
                padding=shared.padding, truncating=shared.truncating,

@@ -71,7 +71,7 @@ def check_space(params: Params, architecture: str, longest_review: int) -> dict:
     # The default experiment's value of every tunable setting it sets (optional ones at their default are left
     # out), and of every searched one: the first trial. A study's name hashes these, so the studies from before
     # batch_size and the optional settings could be searched keep their names.
-    fallback = OPTIONAL_SETTINGS | {"batch_size": params.train.batch_size}
+    fallback = OPTIONAL_SETTINGS | {"batch_size": params.train.batch_size, "num_words": params.prepare.num_words}
     chosen = {name: defaults.get(name, fallback.get(name)) for name in TUNABLE
               if name in defaults or name in params.tune.space}
     for name, span in params.tune.space.items():
@@ -129,7 +129,7 @@ def main() -> None:
     arguments = parser.parse_args()
     architecture = arguments.architecture
     params = config.load()
-    stats = load_stats(params.prepare.num_words)
+    stats = load_stats()
     defaults = check_space(params, architecture, stats["splits"]["train"]["length"]["max"])
 
     from pipeline import studies, tracking, workers

@@ -18,7 +18,8 @@ def test_the_confirm_stage_retrains_exactly_the_best_configuration_with_each_see
     not search from the default experiment, with each replicate seed, as a model lstm-tuned."""
     space = {"units": {"low": 4, "high": 8, "log": False}, "pooling": {"choices": ["last", "max"]},
              "batch_size": {"low": 8, "high": 32, "log": True},
-             "learning_rate": {"low": 1e-3, "high": 1e-2, "log": True}}
+             "learning_rate": {"low": 1e-3, "high": 1e-2, "log": True},
+             "num_words": {"low": 50, "high": 300, "log": True}}  # a cap on the one prepared store (300 words)
     set_params(tiny, **{"tune.space": space, "tune.n_trials": 3, "tune.pruner": "none", "base.seeds": [1, 2]})
     run(["python", "-m", "pipeline.tune", "--architecture", "lstm"], tiny)
     study = json.loads((tiny / "reports/tuning/lstm.json").read_text())
@@ -51,6 +52,8 @@ def test_the_confirm_stage_retrains_exactly_the_best_configuration_with_each_see
         assert model.input_shape[1] is None and logged["bucketing"] == "True"
         assert ("GlobalMaxPooling1D" in [type(layer).__name__ for layer in model.layers]) == (best["pooling"] == "max")
         assert float(model.optimizer.learning_rate) == pytest.approx(best["learning_rate"])
+        embedding = next(layer for layer in model.layers if type(layer).__name__ == "Embedding")
+        assert embedding.input_dim == best["num_words"]  # the vocabulary it trained on, capped at load time
         metrics = json.loads((tiny / f"metrics/train/lstm-tuned/seed{seed}.json").read_text())
         assert (metrics["experiment"], metrics["seed"]) == ("lstm-tuned", seed)
         assert (tiny / f"plots/train/lstm-tuned/seed{seed}.csv").is_file()

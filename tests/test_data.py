@@ -38,6 +38,25 @@ def test_encoding_follows_keras_imdb_conventions():
     assert encode([], index) == [START]
 
 
+def test_capping_at_load_time_equals_encoding_with_that_cap():
+    """num_words applied to a store that keeps every word gives what prepare would have written with that cap,
+    and what the served model's word_index maps the words to."""
+    vocabulary = [("the", 9), ("movie", 5), ("good", 2), ("bad", 1)]
+    reviews = [["the", "good", "movie", "unseen"], ["bad", "bad", "the"], []]
+    full = word_index(vocabulary, len(vocabulary) + 3)
+    store = Sequences.from_lists([encode(r, full) for r in reviews], [1, 0, 1], [8, 2, 9])
+    for num_words in (4, 5, 6, 7, 100):
+        expected = Sequences.from_lists([encode(r, word_index(vocabulary, num_words)) for r in reviews],
+                                        [1, 0, 1], [8, 2, 9])
+        capped = store.capped(num_words)
+        np.testing.assert_array_equal(capped.tokens, expected.tokens)
+        np.testing.assert_array_equal(capped.offsets, store.offsets)
+        assert capped.tokens.dtype == np.int32
+    np.testing.assert_array_equal(store.tokens, [START, 3, 5, 4, OOV, START, 6, 6, 3, START])  # unchanged
+    with pytest.raises(ValueError, match="num_words must be >= 4"):
+        store.capped(3)
+
+
 @pytest.fixture
 def ragged():
     rng = np.random.default_rng(0)

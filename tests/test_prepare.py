@@ -87,7 +87,12 @@ def test_limit_shrinks_every_split(project):
     prepared = prepare(project)
     stats = json.loads((prepared / "stats.json").read_text())
     assert [stats["splits"][s]["reviews"] for s in ("train", "val", "test")] == [16, 4, 20]
-    assert load_split("test", prepared).tokens.max() < 500
+    # Every training word keeps its index (num_words caps at load time): the store is the same for any cap.
+    train = load_split("train", prepared)
+    assert train.tokens.max() == stats["vocabulary_words"] + 2 and "num_words" not in stats
+    assert not (train.tokens == 2).any()  # no training word is out of the vocabulary
+    capped = train.capped(500)
+    assert capped.tokens.max() < 500 and (capped.tokens == 2).sum() == (train.tokens >= 500).sum()
 
 
 def test_dvc_repro_prepare_in_a_git_repository(project):
@@ -98,12 +103,18 @@ def test_dvc_repro_prepare_in_a_git_repository(project):
     assert "up to date" in run(["dvc", "status", "prepare"], project).stdout.lower()
     assert "Running stage" not in run(["dvc", "repro", "prepare"], project).stdout
 
-    # Changing a prepare knob reruns prepare only; the download is not repeated.
+    # Changing a prepare knob reruns prepare only; the download is not repeated. The vocabulary cap is not
+    # prepare's: the store keeps every training word, and each run caps it when it loads it.
     run(["git", "add", "-A"], project)
     run(["git", "commit", "-qm", "first repro"], project)
+    before = (project / "data/prepared/train/tokens.npy").read_bytes()
+    val_reviews = json.loads((project / "data/prepared/stats.json").read_text())["splits"]["val"]["reviews"]
     result = run(["dvc", "exp", "run", "-S", "prepare.num_words=200", "prepare"], project)
+    assert "Running stage 'prepare'" not in result.stdout
+    assert (project / "data/prepared/train/tokens.npy").read_bytes() == before
+    result = run(["dvc", "exp", "run", "-S", "prepare.val_fraction=0.25", "prepare"], project)
     assert "Running stage 'prepare'" in result.stdout and "Running stage 'download'" not in result.stdout
-    assert load_split("train", project / "data/prepared").tokens.max() < 200
+    assert json.loads((project / "data/prepared/stats.json").read_text())["splits"]["val"]["reviews"] > val_reviews
 
 
 @pytest.mark.slow

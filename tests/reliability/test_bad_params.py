@@ -152,6 +152,7 @@ DOCUMENTED = {
     "train.experiments.lstm.embedding_dim": (0, 1, 4096, 4097),
     "train.experiments.lstm.dropout": (-1e-6, 0, 0.999999, 1),
     "train.experiments.lstm.epochs": (0, 1, 1000, 1001),
+    "train.experiments.lstm.num_words": (3, 4, 1_000_000, 1_000_001),  # optional: prepare.num_words when left out
     "tune.n_trials": (0, 1, 10_000, 10_001),
     "tune.timeout": (-1, 0, 604_800, 604_801),
     "tune.warmup_epochs": (-1, 0, 1000, 1001),
