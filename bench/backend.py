@@ -36,7 +36,8 @@ seed_everything(0, deterministic=params.base.deterministic)
 model = build(e.architecture, optimizer=params.train.optimizer, learning_rate=params.train.learning_rate,
               num_words=params.prepare.num_words, maxlen=e.maxlen, embedding_dim=e.embedding_dim, units=e.units,
               dropout=e.dropout)
-rows = fit(model, load_split("train"), load_split("val"), maxlen=e.maxlen, epochs={epochs},
+cap = params.prepare.num_words
+rows = fit(model, load_split("train").capped(cap), load_split("val").capped(cap), maxlen=e.maxlen, epochs={epochs},
            batch_size=params.train.batch_size, padding="pre", truncating="pre", bucketing=False, seed=0, keep="best")
 print("RESULT", json.dumps(rows))
 """

@@ -59,7 +59,7 @@ def main() -> None:
     params = config.load()
     seeds = args.seeds or list(params.base.seeds)
     sides = [side for side in ("unbucketed", "bucketed") if args.only in (None, side)]
-    splits = tuple(load_split(s) for s in ("train", "val", "test"))
+    splits = tuple(load_split(s).capped(params.prepare.num_words) for s in ("train", "val", "test"))
     results: dict[str, list[dict]] = {side: [] for side in sides}
     for seed in seeds:
         for side in sides:

@@ -46,7 +46,7 @@ model = build(e.architecture, optimizer=params.train.optimizer, learning_rate=pa
 for layer in model.layers:
     if hasattr(layer, "use_cudnn"):
         layer.use_cudnn = {cudnn!r}
-train, val = load_split("train"), load_split("val")
+train, val = load_split("train").capped(params.prepare.num_words), load_split("val").capped(params.prepare.num_words)
 x, y = pad(train, e.maxlen), train.labels
 xv, yv = pad(val, e.maxlen), val.labels
 class Timer(keras.callbacks.Callback):

@@ -39,14 +39,14 @@ from pipeline.models import build
 from pipeline.training import fit, seed_everything
 params = config.load()
 e = params.train.experiments[{name!r}]
-train, val = load_split("train"), load_split("val")
+train, val = load_split("train").capped(params.prepare.num_words), load_split("val").capped(params.prepare.num_words)
 seed_everything(0, deterministic=False)
 if {side!r} == "plain":
     _, seconds = tutorial_fit(e.architecture, e.maxlen, pad(train, e.maxlen), train.labels, pad(val, e.maxlen),
                               val.labels, {epochs})
 else:
     bucketing = bucketed(params.train.bucketing or {bucketing!r}, e.architecture)
-    model = build(e.architecture, optimizer="rmsprop", learning_rate=1e-3, num_words=10000,
+    model = build(e.architecture, optimizer="rmsprop", learning_rate=1e-3, num_words=params.prepare.num_words,
                   maxlen=None if bucketing else e.maxlen, embedding_dim=32, units=32)
     with tempfile.TemporaryDirectory() as store:
         mlflow.set_tracking_uri(f"sqlite:///{{store}}/mlflow.db")

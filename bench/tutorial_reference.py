@@ -36,7 +36,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import yaml  # noqa: E402
 
-from bench.tutorial import EpochTimer, tutorial_model  # noqa: E402
+from bench.tutorial import NUM_WORDS, EpochTimer, tutorial_model  # noqa: E402
 from pipeline import provenance  # noqa: E402
 from pipeline.data import load_split, pad  # noqa: E402
 from pipeline.paths import PREPARED_DIR  # noqa: E402
@@ -67,7 +67,7 @@ class Progress(EpochTimer):
 
 def tutorial_arrays(maxlens, limit):
     """maxlen -> (x_train, y_train, x_test, y_test), ordered as keras.datasets.imdb orders them."""
-    train, val, test = (load_split(split, ROOT / PREPARED_DIR) for split in ("train", "val", "test"))
+    train, val, test = (load_split(split, ROOT / PREPARED_DIR).capped(NUM_WORDS) for split in ("train", "val", "test"))
     rng = np.random.RandomState(KERAS_IMDB_SEED)  # one generator, train then test, as in load_data
     train_order, test_order = rng.permutation(len(train) + len(val)), rng.permutation(len(test))
     if limit:

@@ -112,8 +112,10 @@ def test_pyfunc_on_raw_text_equals_the_keras_model_on_prepared_arrays(registered
         mlflow.set_tracking_uri(None)
     model = keras.models.load_model(registered / f"models/{name}.keras")  # e.g. models/lstm/seed2.keras
     experiment = name.split("/")[0]
-    maxlen = yaml.safe_load((registered / "params.yaml").read_text())["train"]["experiments"][experiment]["maxlen"]
-    test = load_split("test", registered / "data/prepared")
+    params = yaml.safe_load((registered / "params.yaml").read_text())
+    maxlen = params["train"]["experiments"][experiment]["maxlen"]
+    # The store keeps every word; the model, as evaluate reads it, sees its vocabulary cap.
+    test = load_split("test", registered / "data/prepared").capped(params["prepare"]["num_words"])
     # As evaluate reads it: a bucketed recurrent model (the default) each review at its own width.
     expected, _ = evaluate.predict(model, pad(test, maxlen), test.lengths, "pre", 128)
     names = (registered / "data/prepared/test/names.txt").read_text().split()
