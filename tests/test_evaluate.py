@@ -80,7 +80,8 @@ def make_fake_project(project: Path) -> dict:
     rng = np.random.default_rng(0)
     for split, n in (("train", 10), ("val", 30), ("test", 40)):
         save_split(fake_split(rng, n), [f"{split}{i}" for i in range(n)], project / "data/prepared" / split)
-    (project / "data/prepared/stats.json").write_text(json.dumps({"num_words": NUM_WORDS}))
+    # Every word kept, as prepare writes the store (each model caps the vocabulary when it reads it).
+    (project / "data/prepared/stats.json").write_text(json.dumps({"vocabulary_words": NUM_WORDS - 3}))
     val_accuracy, norms = {}, {}
     for name, (architecture, maxlen) in (FAKE | TUNED).items():
         for seed in FAKE_SEEDS[name]:
@@ -241,7 +242,7 @@ def test_probes_cover_every_replicate_of_the_experiments_named_after_their_archi
 def test_a_memory_distance_beyond_a_window_stops_before_any_work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     write_params(tmp_path, memory_distances=[0, 25])  # 10 + 25 > simplernn's maxlen 30
     (tmp_path / "data/prepared").mkdir(parents=True)
-    (tmp_path / "data/prepared/stats.json").write_text(json.dumps({"num_words": NUM_WORDS}))
+    (tmp_path / "data/prepared/stats.json").write_text(json.dumps({"vocabulary_words": NUM_WORDS - 3}))
     with pytest.raises(UserError) as raised:
         run_main(tmp_path, monkeypatch)
     assert str(raised.value) == (
