@@ -62,6 +62,21 @@ def test_gradient_of_a_last_step_model_reaches_nothing_earlier():
     assert probes.reach(norms) == 0.0
 
 
+def test_gradient_norms_in_batches_equal_the_norms_of_all_reviews_at_once():
+    """The train stage differentiates the probe reviews probes.PROBE_BATCH at a time (memory); each review's
+    own loss is differentiated, so any batching gives the same mean norms, an uneven last batch included."""
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((MAXLEN,), dtype="int32"), keras.layers.Embedding(40, 4),
+                              keras.layers.LSTM(3), keras.layers.Dense(1, activation="sigmoid")])
+    sequences = reviews(23)
+    x = probes.memory_inputs(sequences, MAXLEN, content=6, distance=0, filler=0)
+    y = sequences.labels.astype(np.float32)
+    whole = probes.input_gradient_norms(model, x, y, batch=len(x))
+    for batch in (1, 5, 10):
+        np.testing.assert_allclose(probes.input_gradient_norms(model, x, y, batch=batch), whole, rtol=1e-5)
+    assert whole.dtype == np.float32 and whole.shape == (MAXLEN,) and (whole > 0).all()
+
+
 def test_reach_is_relative_to_a_robust_reference():
     flat = np.ones(200)
     assert probes.reach(flat) == 1.0
