@@ -45,10 +45,18 @@ def input_gradient_norms(model, x: np.ndarray, y: np.ndarray, batch: int = PROBE
 
     The embedding is applied first and watched; the other layers run on it in inference mode. Each
     review's own loss is differentiated (a sum, not a mean), so the norms do not shrink with the batch,
-    and ``batch`` reviews at a time give the norms of all at once.
+    and ``batch`` reviews at a time give the norms of all at once. The model is left exactly as it was,
+    its random state included: probing does not change the training that follows.
     """
-    total = sum(_norm_sums(model, x[start : start + batch], y[start : start + batch])
-                for start in range(0, len(x), batch))
+    # A recurrent layer with dropout draws from its seed generator even in inference mode: without this,
+    # each probe would shift the dropout masks of the training that follows (and batching would too).
+    seeds = [(v, v.value) for v in model.variables if "seed_generator" in v.path]
+    try:
+        total = sum(_norm_sums(model, x[start : start + batch], y[start : start + batch])
+                    for start in range(0, len(x), batch))
+    finally:
+        for variable, value in seeds:
+            variable.assign(value)
     return (total / len(x)).astype(np.float32)
 
 
