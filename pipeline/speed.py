@@ -71,11 +71,11 @@ def main() -> None:
     y = subset.labels.astype(np.int32)
     models, inputs = {}, {}
     for name, e in experiments.items():
+        num_words = vocabulary_size(params, vars(e))
         models[name] = build(e.architecture, optimizer=params.train.optimizer,
-                             learning_rate=params.train.learning_rate, num_words=vocabulary_size(params, vars(e)),
+                             learning_rate=params.train.learning_rate, num_words=num_words,
                              maxlen=e.maxlen, embedding_dim=e.embedding_dim, units=e.units, dropout=e.dropout)
-        inputs[name] = pad(subset.capped(vocabulary_size(params, vars(e))), e.maxlen, params.train.padding,
-                           params.train.truncating)
+        inputs[name] = pad(subset.capped(num_words), e.maxlen, params.train.padding, params.train.truncating)
 
     seconds: dict[str, list[float]] = {name: [] for name in models}
     order = list(models)
