@@ -1,10 +1,25 @@
 """imdb-rnn-lab: IMDb sentiment with Keras recurrent networks, run by DVC, tracked by MLflow."""
 
+import ctypes
 import importlib.util
 import os
 import sys
 
-# The one thing importing the package does: the environment Keras reads when it is first imported.
+# Importing the package does two things: fixes glibc's malloc threshold, and sets the environment Keras reads
+# when it is first imported.
+#
+# glibc raises its mmap threshold each time a large block is freed (up to 32 MiB), so the next large
+# blocks come from the heap, where XLA's and LLVM's freed buffers stay fragmented and resident: a
+# maxlen-500 LSTM replicate peaked at 1.83 GB, 1.03 GB with the threshold fixed at glibc's default of
+# 128 KiB (blocks above it are mapped and returned to the system when freed; same epoch times,
+# docs/measurements.md). Setting any MALLOC_*_ variable yourself leaves malloc to it.
+M_MMAP_THRESHOLD = -3  # glibc's malloc.h
+if sys.platform.startswith("linux") and not any(name.startswith("MALLOC_") for name in os.environ):
+    try:
+        ctypes.CDLL(None).mallopt(M_MMAP_THRESHOLD, 128 * 1024)
+    except (OSError, AttributeError):  # not glibc (musl has no mallopt): its own allocator stays
+        pass
+
 # TensorFlow's C++ start-up chatter is not our progress.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # The Keras backend, chosen before anything imports Keras: KERAS_BACKEND when set, else JAX where it is
