@@ -39,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline import buckets, config, probes
+from pipeline import buckets, config, probes, trim_heap
 from pipeline.config import Params, experiment_settings, settings_of, vocabulary_size
 from pipeline.data import load_stats, pad
 from pipeline.evaluation_tables import (
@@ -219,6 +219,7 @@ def score(params: Params, found: list[Replicate], probed: dict[str, int]) -> Sco
     scores = Scores()
     for number, replicate in enumerate(found, 1):
         keras.backend.clear_session()
+        trim_heap()  # the previous model's compiled steps and buffers
         model, name, maxlen = load_model(replicate.path), replicate.model, replicate.settings["maxlen"]
         num_words = vocabulary_size(params, replicate.settings)  # each model reads its own vocabulary
         if model.input_shape[1] not in (None, maxlen):

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from pipeline import trim_heap
 from pipeline.data import FIRST_WORD, PAD, Sequences, pad
 
 TAIL = 10  # steps at the end of the window whose mean norm is the reference
@@ -57,6 +58,7 @@ def input_gradient_norms(model, x: np.ndarray, y: np.ndarray, batch: int = PROBE
     finally:
         for variable, value in seeds:
             variable.assign(value)
+        trim_heap()  # backpropagating through every step freed large blocks
     return (total / len(x)).astype(np.float32)
 
 

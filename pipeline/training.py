@@ -18,7 +18,7 @@ import keras
 import mlflow
 import numpy as np
 
-from pipeline import buckets, models  # noqa: F401  (models keeps TensorFlow out of JAX processes)
+from pipeline import buckets, models, trim_heap  # noqa: F401  (models keeps TensorFlow out of JAX processes)
 from pipeline.architectures import bucketed, uses
 from pipeline.config import Params
 from pipeline.data import Sequences, pad
@@ -60,6 +60,7 @@ class EpochLogger(keras.callbacks.Callback):
             "val/loss": float(logs["val_loss"]),
             "epoch/seconds": round(time.perf_counter() - self._started, 3),
         }
+        trim_heap()  # what the epoch freed goes back to the system, not into the next epoch's peak
         if all(row["val/accuracy"] > r["val/accuracy"] for r in self.rows):
             self.best_weights = self.model.get_weights()
         self.rows.append(row)
