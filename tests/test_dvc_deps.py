@@ -22,8 +22,8 @@ def imported(module: str) -> set[str]:
     """The project modules `module` imports anywhere (top level or inside functions), or names as a file."""
     found = set()
     for node in ast.walk(ast.parse((PACKAGE / f"{module}.py").read_text(encoding="utf-8"))):
-        if isinstance(node, ast.ImportFrom) and node.module == "pipeline":
-            found |= {alias.name for alias in node.names}
+        if isinstance(node, ast.ImportFrom) and node.module == "pipeline":  # modules; other names live in __init__
+            found |= {alias.name for alias in node.names if (PACKAGE / f"{alias.name}.py").is_file()}
         elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("pipeline."):
             found.add(node.module.split(".")[1])
         elif isinstance(node, ast.Import):
@@ -65,3 +65,4 @@ def test_the_walk_finds_imports_inside_functions_and_files_named_as_code():
     assert "serving" in imported("register")  # imported inside a function
     assert "model_code" in imported("serving")  # logged by file name
     assert {"config", "paths", "stage"} <= closure("report")
+    assert "probes" in imported("evaluate") and "trim_heap" not in imported("evaluate")  # a function of __init__
