@@ -123,15 +123,20 @@ def run_study(params: Params, architecture: str, defaults: dict, storage, name: 
             raise UserError(message + "; nothing written")
         if trials_only:
             return None
-        summary, trials = study_summary.summarize(study, tune.n_trials)
-        mlflow.log_metrics({"best/val/accuracy": summary["best_value"], "pruning/epoch_ratio": summary["epoch_ratio"]})
-        if not any(key.startswith("best_") for key in mlflow.get_run(parent_id).data.params):  # params are final
-            mlflow.log_params({f"best_{k}": v for k, v in summary["best_params"].items()})
-        study_summary.log_figures(study)
-        mlflow.log_text(trials.to_csv(index=False), "trials.csv")
-        # The evaluate stage finds this run (and the best trial's) by the tuned model's hash.
-        best_model = study_summary.best_model(study, model_dir / name)
-        mlflow.set_tag("model.sha256", file_sha256(best_model))
+        # Every stage worker of the study writes this to the shared parent run: one at a time, under the study's
+        # lock (two setting the same tag at once collided on PostgreSQL's unique key, and the check before
+        # log_params is only safe with the lock held).
+        with slots:
+            summary, trials = study_summary.summarize(study, tune.n_trials)
+            mlflow.log_metrics({"best/val/accuracy": summary["best_value"],
+                                "pruning/epoch_ratio": summary["epoch_ratio"]})
+            if not any(key.startswith("best_") for key in mlflow.get_run(parent_id).data.params):  # params are final
+                mlflow.log_params({f"best_{k}": v for k, v in summary["best_params"].items()})
+            study_summary.log_figures(study)
+            mlflow.log_text(trials.to_csv(index=False), "trials.csv")
+            # The evaluate stage finds this run (and the best trial's) by the tuned model's hash.
+            best_model = study_summary.best_model(study, model_dir / name)
+            mlflow.set_tag("model.sha256", file_sha256(best_model))
     return summary, trials, best_model
 
 
