@@ -124,8 +124,7 @@ print((rss() - before) >> 20)
 
 @pytest.mark.skipif(not Path("/proc/self/statm").exists(), reason="needs Linux's /proc")
 def test_trim_heap_returns_freed_large_blocks_to_the_system():
-    """A maxlen-500 LSTM replicate peaked at 1.74 GB, 1.13 GB with the heap trimmed after each epoch and
-    probe (pipeline.trim_heap). Untrimmed the churn keeps its 64 MiB; trimmed, almost nothing."""
+    """Untrimmed, the churn keeps its 64 MiB resident; after pipeline.trim_heap, almost nothing."""
     import os
     import subprocess
     import sys
