@@ -35,6 +35,7 @@ import numpy as np
 import requests
 from mlflow.entities import Metric
 from mlflow.models import infer_signature
+from mlflow.tracking import fluent
 from sqlalchemy.exc import SQLAlchemyError
 
 from pipeline.locks import StoreLock
@@ -163,10 +164,24 @@ def started_run(**kwargs) -> Iterator[mlflow.ActiveRun]:
 
 def end_killed(tries: int = 30) -> None:
     """End the active run KILLED. Interrupted workers all end their runs at once, and a SQLite store lets
-    one write at a time ("database is locked" once its busy timeout passes): try again, once a second."""
+    one write at a time ("database is locked" once its busy timeout passes): try again, once a second.
+
+    ``mlflow.end_run`` takes the run off the active stack *before* it writes the status, so a refused
+    write must not be retried with ``end_run`` (that would end the parent run, or nothing, and leave this
+    one RUNNING): later tries write this run's status directly, and stop its system-metrics thread."""
+    active = mlflow.active_run()
+    if active is None:
+        return
+    run_id = active.info.run_id
     for attempt in range(tries):
         try:
-            mlflow.end_run("KILLED")
+            if attempt == 0:
+                mlflow.end_run("KILLED")
+            else:
+                mlflow.MlflowClient().set_terminated(run_id, "KILLED")
+                monitor = getattr(fluent, "run_id_to_system_metrics_monitor", {}).pop(run_id, None)
+                if monitor is not None:
+                    monitor.finish()
             return
         except mlflow.exceptions.MlflowException:
             if attempt == tries - 1:

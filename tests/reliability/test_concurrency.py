@@ -248,25 +248,36 @@ def test_a_run_that_loses_the_race_to_log_a_new_dataset_still_names_it(tmp_path:
 
 
 def test_an_interrupted_run_ends_killed_even_when_the_store_is_briefly_locked(tmp_path, monkeypatch):
-    """Interrupted workers end their runs at once; SQLite lets one write at a time ("database is locked")."""
+    """Interrupted workers end their runs at once; SQLite lets one write at a time ("database is locked").
+
+    The store refuses the first status write, inside the real ``mlflow.end_run``, which has already taken
+    the run off the stack by then: a retry through ``end_run`` ended the parent instead and left this run
+    RUNNING (CI: a study's parent run). A real lock would take MLflow's 20 s busy timeout to refuse."""
     from pipeline import tracking
 
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
     try:
         # An earlier test in this worker may have left another store's experiment active: name our own.
-        run = mlflow.start_run(experiment_id=mlflow.create_experiment("locked"))
-        real_end, calls = mlflow.end_run, []
+        parent = mlflow.start_run(experiment_id=mlflow.create_experiment("locked"), log_system_metrics=False)
+        child = mlflow.start_run(nested=True, log_system_metrics=False)
+        real, refused = mlflow.MlflowClient.set_terminated, []
 
-        def busy_twice(status):
-            calls.append(status)
-            if len(calls) <= 2:
+        def locked_once(self, run_id, status=None, end_time=None):
+            if not refused:
+                refused.append(run_id)
                 raise mlflow.exceptions.MlflowException("(sqlite3.OperationalError) database is locked")
-            real_end(status)
+            real(self, run_id, status, end_time)
 
-        monkeypatch.setattr(mlflow, "end_run", busy_twice)
+        monkeypatch.setattr(mlflow.MlflowClient, "set_terminated", locked_once)
         monkeypatch.setattr(tracking.time, "sleep", lambda seconds: None)
         tracking.end_killed()
-        assert calls == ["KILLED"] * 3 and mlflow.active_run() is None
-        assert mlflow.MlflowClient().get_run(run.info.run_id).info.status == "KILLED"
+        client = mlflow.MlflowClient()
+        assert refused == [child.info.run_id] and client.get_run(child.info.run_id).info.status == "KILLED"
+        assert mlflow.active_run().info.run_id == parent.info.run_id
+        assert client.get_run(parent.info.run_id).info.status == "RUNNING"
+        tracking.end_killed()
+        assert mlflow.active_run() is None and client.get_run(parent.info.run_id).info.status == "KILLED"
     finally:
+        while mlflow.active_run():
+            mlflow.end_run()
         mlflow.set_tracking_uri(None)
