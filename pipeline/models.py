@@ -11,6 +11,7 @@ for length-bucketed batches; the dense baseline flattens the embedding and
 always needs a fixed ``maxlen``. Recurrent layers
 keep Keras' default activations and ``recurrent_dropout=0`` so Keras can
 use cuDNN's fused kernels on a GPU (on JAX and on TensorFlow); ``dropout`` applies to their inputs.
+On a CPU, GRU layers run Keras' generic scan (:func:`fused_kernels`), built or loaded.
 """
 
 from __future__ import annotations
@@ -48,6 +49,22 @@ def _keep_tensorflow_out() -> None:
 
 
 _keep_tensorflow_out()
+
+
+def fused_kernels() -> bool | str:
+    """``use_cudnn`` for GRU layers: Keras' default ("auto") where JAX has a GPU, else False.
+
+    On a CPU, Keras' JAX backend still runs GRU through its fused path (every step's input projection
+    computed up front, then a scan), which is slower there than the generic scan over the cell: a training
+    step of the default GRU took 0.69x the time with the generic scan, the tuned GRU's 0.84x, the same
+    models to float rounding (docs/measurements.md). LSTM takes the generic scan on a CPU anyway; on
+    TensorFlow both fall back to it without cuDNN.
+    """
+    if keras.backend.backend() != "jax":
+        return "auto"
+    import jax
+
+    return "auto" if jax.default_backend() == "gpu" else False
 
 
 def dense(*, num_words: int, maxlen: int | None, embedding_dim: int, dropout: float = 0.0, **_) -> keras.Model:
@@ -121,7 +138,7 @@ assert tuple(ARCHITECTURES) == NAMES, "pipeline/architectures.py names the same 
 
 def build(architecture: str, *, optimizer: str, learning_rate: float, **hyperparameters) -> keras.Model:
     """Build and compile one model: binary cross-entropy, accuracy, as in the tutorial."""
-    model = ARCHITECTURES[architecture](**hyperparameters)
+    model = _choose_kernels(ARCHITECTURES[architecture](**hyperparameters))
     model.compile(
         optimizer=keras.optimizers.get({"class_name": optimizer, "config": {"learning_rate": learning_rate}}),
         loss="binary_crossentropy",
@@ -133,10 +150,22 @@ def build(architecture: str, *, optimizer: str, learning_rate: float, **hyperpar
 def load(path: Path) -> keras.Model:
     """A saved model, in Keras' safe mode: a file that would run arbitrary code (a Lambda layer) is refused."""
     try:
-        return keras.models.load_model(path, safe_mode=True)
+        model = keras.models.load_model(path, safe_mode=True)
     except FileNotFoundError:
         raise UserError(f"{path}: model missing; run its train or tune stage first") from None
     except (ValueError, TypeError, OSError) as error:
         reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
         raise UserError(f"{path}: not a model this project can load safely ({reason}); "
                         "only .keras files saved by the train and tune stages are accepted") from None
+    return _choose_kernels(model)  # Keras does not save use_cudnn: score on the path the model trained on
+
+
+def _choose_kernels(model: keras.Model) -> keras.Model:
+    """Set :func:`fused_kernels` on every GRU layer, both directions of a Bidirectional one included (its
+    backward copy is rebuilt from a config without ``use_cudnn``)."""
+    for layer in model.layers:
+        wrapped = isinstance(layer, layers.Bidirectional)
+        for inner in (layer.forward_layer, layer.backward_layer) if wrapped else (layer,):
+            if isinstance(inner, layers.GRU):
+                inner.use_cudnn = fused_kernels()
+    return model

@@ -8,6 +8,7 @@ import pytest
 
 from pipeline.data import Sequences, pad
 from pipeline.models import ARCHITECTURES, build
+from pipeline.models import load as load_model
 from pipeline.training import BucketedBatches, EpochLogger, fit, seed_everything, summarize
 
 
@@ -182,6 +183,24 @@ def test_the_search_options_build_the_layers_they_name_and_the_defaults_build_th
             float(model.predict_on_batch(padded)[0, 0]), abs=1e-6)
     _, model = kinds()  # without masking it does (the reason bucketed models read each review at its own width)
     assert abs(float(model.predict_on_batch(review)[0, 0]) - float(model.predict_on_batch(padded)[0, 0])) > 1e-7
+
+
+def test_gru_runs_the_generic_scan_on_a_cpu_built_or_loaded_and_computes_what_the_fused_path_computes(tmp_path):
+    """Keras' fused GRU path is slower on a CPU (docs/measurements.md); the generic scan must give the same model."""
+    keras.backend.clear_session()
+    model = build("gru", optimizer="rmsprop", learning_rate=1e-3, num_words=50, maxlen=None, embedding_dim=4,
+                  units=3, bidirectional=True, pooling="max")
+    wrapper = model.layers[1]
+    assert [wrapper.forward_layer.use_cudnn, wrapper.backward_layer.use_cudnn] == [False, False]
+    path = tmp_path / "gru.keras"
+    model.save(path)
+    loaded = load_model(path)
+    reviews = np.random.default_rng(0).integers(1, 50, size=(8, 20))
+    generic = loaded.predict_on_batch(reviews)
+    assert [loaded.layers[1].forward_layer.use_cudnn, loaded.layers[1].backward_layer.use_cudnn] == [False, False]
+    fused = keras.models.load_model(path)  # Keras' default, "auto": the fused path on a CPU
+    assert fused.layers[1].forward_layer.use_cudnn == "auto"
+    np.testing.assert_allclose(fused.predict_on_batch(reviews), generic, rtol=1e-5, atol=1e-6)
 
 
 TRAIN_ONCE = """
