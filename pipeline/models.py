@@ -55,9 +55,8 @@ def fused_kernels() -> bool | str:
     """``use_cudnn`` for GRU layers: Keras' default ("auto") where JAX has a GPU, else False.
 
     On a CPU, Keras' JAX backend still runs GRU through its fused path (every step's input projection
-    computed up front, then a scan), which is slower there than the generic scan over the cell: a training
-    step of the default GRU took 0.69x the time with the generic scan, the tuned GRU's 0.84x, the same
-    models to float rounding (docs/measurements.md). LSTM takes the generic scan on a CPU anyway; on
+    computed up front, then a scan), which is slower there than the generic scan over the cell, for the same
+    model to float rounding (numbers: docs/measurements.md). LSTM takes the generic scan on a CPU anyway; on
     TensorFlow both fall back to it without cuDNN.
     """
     if keras.backend.backend() != "jax":
