@@ -163,6 +163,33 @@ def test_a_bucketed_model_reads_each_review_at_its_own_width_in_validation_and_e
     assert sorted(np.concatenate(batches).tolist()) == list(range(len(val)))
 
 
+def test_evaluate_warms_up_on_one_review_per_width_then_reads_every_review_once():
+    from pipeline import buckets, evaluate
+
+    seed_everything(3, deterministic=False)
+    model = build("gru", optimizer="rmsprop", learning_rate=1e-2, num_words=100, maxlen=None, embedding_dim=8,
+                  units=4)
+    val = tiny_split(40, 1)
+    x = pad(val, 30)
+
+    class Counting:  # the model as evaluate sees it, counting the real reviews in each batch it reads
+        input_shape = model.input_shape
+        rows: list[int] = []
+
+        def predict_on_batch(self, batch):
+            self.rows.append(int(np.count_nonzero(batch.any(axis=1))))
+            return model.predict_on_batch(batch)
+
+    counting = Counting()
+    probabilities, _ = evaluate.predict(counting, x, val.lengths, "pre", 16)
+    widths = np.unique(buckets.width(np.minimum(val.lengths, 30), 30))
+    reads = buckets.by_width(val.lengths, 30, 16)
+    # Warm-up: one batch per width, holding one review; then the timed pass: every review once.
+    assert counting.rows == [1] * len(widths) + [len(rows) for rows in reads]
+    np.testing.assert_allclose(probabilities, buckets.predict(model.predict_on_batch, x, val.lengths, "pre", 16),
+                               rtol=1e-6)
+
+
 def test_the_search_options_build_the_layers_they_name_and_the_defaults_build_the_tutorials_model():
     def kinds(**options):
         keras.backend.clear_session()
