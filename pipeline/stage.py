@@ -44,21 +44,27 @@ def run(main: Callable[[], None]) -> None:
         # signal into an error of its own and training goes on; seen once with SIGTERM): if the
         # stage still runs 5 s later, raise it again, every 5 s, until it has unwound.
         signal.setitimer(signal.ITIMER_REAL, 5.0, 5.0)
-        raise KeyboardInterrupt
+        again(signum, frame)
 
     def again(signum, frame):
+        if _inside_locked_code(frame):  # raised as soon as that call is over, not in the middle of it
+            signal.setitimer(signal.ITIMER_REAL, 0.05, 5.0)
+            return
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGINT, interrupt)
     signal.signal(signal.SIGTERM, interrupt)
     signal.signal(signal.SIGALRM, again)
     try:
-        main()
-        # Done, outputs written: a signal during the interpreter's shutdown (seconds, with TensorFlow's
-        # threads) would kill the process after its work was complete and make DVC discard the stage.
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        for number in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(number, signal.SIG_IGN)
+        try:
+            main()
+        finally:
+            # The outcome is decided: no later signal may change it. A second SIGINT during the interpreter's
+            # shutdown (seconds, with TensorFlow's threads) would kill the process: after a completed stage
+            # DVC would discard its work, after an interrupted one it would report a death by SIGINT.
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            for number in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(number, signal.SIG_IGN)
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
@@ -69,7 +75,6 @@ def run(main: Callable[[], None]) -> None:
         print(f"error: {reason}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
-        signal.setitimer(signal.ITIMER_REAL, 0)
         if _written[0]:
             print(f"error: interrupted ({received[0].name}) after this run had written its outputs; DVC recorded "
                   "nothing, so the next dvc repro runs the stage again", file=sys.stderr)
@@ -86,6 +91,24 @@ def outputs_written() -> None:
     """Say that the stage's outputs are in place: an interrupt from here on (while it logs to MLflow,
     say) is reported as coming after them, not as having left the previous outputs."""
     _written[0] = True
+
+
+# Code that holds a lock other threads or processes need next: an interrupt raised inside it can leave the
+# lock held for good (an SQLite transaction left open blocks every later write to the store, this stage's own
+# ending of its runs KILLED included; a module's import lock or a logging handler's lock hangs the next thread
+# that takes it; both seen in tests). The interrupt waits until such a call is over (checked every 50 ms).
+HOLDS_LOCKS = {"sqlalchemy", "sqlite3", "psycopg", "psycopg2", "pymysql", "MySQLdb",  # database transactions
+               "importlib", "_frozen_importlib", "_frozen_importlib_external",  # module import locks
+               "logging"}  # handler locks
+
+
+def _inside_locked_code(frame) -> bool:
+    """Whether the interrupted frame, or one of its callers, belongs to :data:`HOLDS_LOCKS`."""
+    while frame is not None:
+        if frame.f_globals.get("__name__", "").split(".")[0] in HOLDS_LOCKS:
+            return True
+        frame = frame.f_back
+    return False
 
 
 @contextmanager

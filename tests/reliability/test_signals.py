@@ -1,5 +1,6 @@
 """The signal rules inside one process, where test_interruption.py cannot aim: a Ctrl-C or SIGTERM
-landing between two renames, inside ``mlflow.end_run("KILLED")``, or after the outputs were written.
+landing between two renames, inside ``mlflow.end_run("KILLED")``, inside a write to the MLflow store, or
+after the outputs were written.
 Each case raises the signal itself at the exact point, so none depends on timing."""
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -125,3 +127,49 @@ def test_a_signal_after_the_work_is_done_does_not_throw_it_away():
             "os.kill(os.getpid(), signal.SIGINT); os.kill(os.getpid(), signal.SIGTERM); time.sleep(0.2)")
     finished = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert (finished.returncode, finished.stdout, finished.stderr) == (0, "done\n", "")
+
+
+# A stage logging metrics to a SQLite store; SQLAlchemy's own event hook raises Ctrl-C right after the second
+# metric's INSERT, while that write's transaction is open (the statement after it: its latest-metric SELECT).
+IN_A_WRITE = textwrap.dedent("""\
+    import os, signal, sys
+    import mlflow, sqlalchemy
+    from pathlib import Path
+    from pipeline import stage, tracking
+    inserts = []
+    def hook(connection, cursor, statement, *rest):
+        if statement.startswith("INSERT INTO metrics"):
+            inserts.append(statement)
+        elif len(inserts) == 2:
+            inserts.append(statement)
+            os.kill(os.getpid(), signal.SIGINT)
+    sqlalchemy.event.listen(sqlalchemy.engine.Engine, "after_cursor_execute", hook)  # before the engine exists
+    def main():
+        tracking.start(Path.cwd(), None)
+        with tracking.started_run(run_name="interrupted", log_system_metrics=False):
+            for step in range(100):
+                mlflow.log_metric("loss", 1 / (step + 1), step=step)
+            print("not interrupted")
+    stage.run(main)
+    """)
+
+
+def test_an_interrupt_inside_a_store_write_waits_until_the_write_is_over(tmp_path: Path):
+    """Raised in the middle of SQLAlchemy's work, the KeyboardInterrupt left the write's transaction open and
+    the SQLite lock held: ending the run KILLED then waited on that lock, 30 tries of 20 s each (the
+    parallel runner's CI test met it as a stage that never stopped). It now waits until the write is over."""
+    try:
+        stopped = subprocess.run([sys.executable, "-c", IN_A_WRITE], cwd=tmp_path, capture_output=True, text=True,
+                                 timeout=180, env=os.environ | {"PYTHONPATH": str(ROOT)})
+    except subprocess.TimeoutExpired as hung:
+        pytest.fail(f"the interrupted stage hung on its own store lock:\n{(hung.stderr or b'').decode()}")
+    assert stopped.returncode == 130, stopped.stderr
+    assert stopped.stderr.strip().splitlines()[-1] == ("error: interrupted (SIGINT); outputs were left as they "
+                                                       "were before this run")
+    assert "not interrupted" not in stopped.stdout
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    try:
+        runs = mlflow.search_runs(search_all_experiments=True, output_format="list")
+    finally:
+        mlflow.set_tracking_uri(None)
+    assert [(run.info.run_name, run.info.status) for run in runs] == [("interrupted", "KILLED")]
