@@ -15,7 +15,8 @@ on one core is bit for bit the one trained on two.
 
 Ctrl-C or SIGTERM to the runner stops every running stage (as Ctrl-C, to each one's process group):
 their MLflow runs end KILLED, their Optuna trials FAIL, DVC records nothing for them, and the runner
-exits only when all of them have. No stage is started after a failure or a signal.
+exits only when all of them have; a second Ctrl-C or SIGTERM kills them. No stage is started after a
+failure or a signal.
 ``--jobs 1`` runs one stage at a time on every core, as plain ``dvc repro`` does.
 """
 
@@ -132,19 +133,27 @@ class Runner:
         self.failed: list[str] = []
         self.said = threading.Lock()
         self.stopping = 0
+        self.killed = False
 
     def say(self, line: str) -> None:
         with self.said:
             print(line, flush=True)
 
     def forward(self, signum, frame) -> None:
-        """SIGINT to every stage's process group, whichever signal came: the stage unwinds as from Ctrl-C
-        (its runs end KILLED), and DVC, which ignores SIGINT while its command runs, waits for it and
-        records nothing (on SIGTERM DVC itself would exit first and leave the stage unwinding alone)."""
-        self.stopping = signum
+        """The first Ctrl-C or SIGTERM: SIGINT to every stage's process group, whichever signal came: the
+        stage unwinds as from Ctrl-C (its runs end KILLED), and DVC, which ignores SIGINT while its command
+        runs, records nothing (on SIGTERM DVC itself would exit first and leave the stage unwinding alone).
+        The runner still waits for each stage's own process, which holds its output pipe, even where DVC's
+        shell (/bin/sh when SHELL is unset: dash, which does not exec the command) died of the SIGINT at once.
+
+        A second one: SIGKILL to them all, for a stage that hangs while it unwinds. What they leave is
+        cleared by the next run: their MLflow runs marked KILLED, their trials failed, DVC's locks freed."""
+        first = not self.stopping
+        self.stopping = self.stopping or signum
+        self.killed = not first
         for job in list(self.running.values()):
             try:
-                os.killpg(job.process.pid, signal.SIGINT)
+                os.killpg(job.process.pid, signal.SIGINT if first else signal.SIGKILL)
             except ProcessLookupError:
                 pass
 
@@ -183,8 +192,10 @@ class Runner:
                 break
             self.finish(_wait_any(self.running))
         if self.stopping:
+            how = ("killed at the second signal (their MLflow runs are marked KILLED and their trials failed by "
+                   "the next run)" if self.killed else "stopped")
             print(f"error: interrupted ({signal.Signals(self.stopping).name}); the stages that were running were "
-                  "stopped and DVC recorded none of them", file=sys.stderr)
+                  f"{how} and DVC recorded none of them", file=sys.stderr)
             return 128 + self.stopping
         if self.failed:
             left = [s for s in self.listed if s not in self.done and s not in self.failed]
@@ -196,8 +207,9 @@ class Runner:
         return 0
 
     def finish(self, stage: str) -> None:
-        job = self.running.pop(stage)
-        job.reader.join()
+        job = self.running[stage]
+        job.reader.join()  # its output's end: the stage's own process has exited too, not only DVC (forward)
+        del self.running[stage]
         minutes = (time.monotonic() - job.started) / 60
         if job.process.returncode == 0:
             self.done.add(stage)
