@@ -131,8 +131,9 @@ def test_a_signal_after_the_work_is_done_does_not_throw_it_away():
 
 # A stage logging metrics to a SQLite store; SQLAlchemy's own event hook raises Ctrl-C right after the second
 # metric's INSERT, while that write's transaction is open (the statement after it: its latest-metric SELECT).
+# Between the writes it trains (sleeps): a stage that only wrote would put off the interrupt to its end.
 IN_A_WRITE = textwrap.dedent("""\
-    import os, signal, sys
+    import os, signal, sys, time
     import mlflow, sqlalchemy
     from pathlib import Path
     from pipeline import stage, tracking
@@ -148,6 +149,7 @@ IN_A_WRITE = textwrap.dedent("""\
         tracking.start(Path.cwd(), None)
         with tracking.started_run(run_name="interrupted", log_system_metrics=False):
             for step in range(100):
+                time.sleep(0.05)  # the epoch: the interrupt lands here, once the write is over
                 mlflow.log_metric("loss", 1 / (step + 1), step=step)
             print("not interrupted")
     stage.run(main)
