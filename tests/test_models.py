@@ -148,8 +148,12 @@ def test_a_bucketed_model_reads_each_review_at_its_own_width_in_validation_and_e
                bucketing=True, seed=1, keep="last")
     x = pad(val, 30)
     read = buckets.predict(lambda b: model.predict_on_batch(b), x, val.lengths, "pre", 16)
-    # The validation accuracy Keras computed in training is evaluate's reading of the same reviews.
+    # The validation accuracy and loss Keras computed in training are evaluate's reading of the same reviews
+    # (its batches filled up to batch_size with rows of weight 0, which count for nothing).
     assert np.mean((read > 0.5) == val.labels) == pytest.approx(rows[-1]["val/accuracy"], abs=1e-6)
+    p = np.clip(read, 1e-7, 1 - 1e-7)
+    cross_entropy = -np.mean(val.labels * np.log(p) + (1 - val.labels) * np.log(1 - p))
+    assert rows[-1]["val/loss"] == pytest.approx(cross_entropy, rel=1e-5)
     probabilities, _ = evaluate.predict(model, x, val.lengths, "pre", 16)
     np.testing.assert_allclose(probabilities, read, rtol=1e-5)
     # A review's probability is its own: the same alone as among the others.
@@ -161,6 +165,23 @@ def test_a_bucketed_model_reads_each_review_at_its_own_width_in_validation_and_e
     widths = [set(buckets.width(np.minimum(val.lengths[b], 30), 30).tolist()) for b in batches]
     assert all(len(w) == 1 for w in widths) and [min(w) for w in widths] == sorted(min(w) for w in widths)
     assert sorted(np.concatenate(batches).tolist()) == list(range(len(val)))
+
+
+def test_bucketed_validation_batches_are_full_so_each_width_compiles_one_step():
+    """With JAX a validation step is compiled per batch shape: a width's last, smaller batch would be a second
+    one. Every batch holds batch_size rows, the filler weighted 0, and every review is read once."""
+    from pipeline import buckets
+    from pipeline.training import _Batches
+
+    val = tiny_split(40, 1)
+    batches = _Batches(BucketedBatches(val, 30, 8, "pre", "pre", shuffle=False, seed=1))
+    read = [batches[i] for i in range(len(batches))]
+    widths = np.unique(buckets.width(np.minimum(val.lengths, 30), 30))
+    assert len({len(rows) for rows in batches.rows}) > 1  # unfilled, the batches would have several sizes
+    assert {x.shape for x, _, _ in read} == {(8, int(w)) for w in widths}
+    assert sum(weights.sum() for _, _, weights in read) == len(val)
+    assert all(not x[weights == 0].any() for x, _, weights in read)  # filler rows hold no review
+    assert batches.loss_scale == len(read) * 8 / len(val)
 
 
 def test_evaluate_warms_up_on_one_review_per_width_then_reads_every_review_once():
