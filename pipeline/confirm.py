@@ -164,4 +164,4 @@ def reuse(params: Params, architecture: str, experiment: ExperimentParams, seed:
 
 
 if __name__ == "__main__":
-    run(main)
+    run(main, end_process=True)

@@ -284,4 +284,4 @@ def output_files(params: Params, found: list[Replicate], missing: list[str], sco
     return files, top
 
 if __name__ == "__main__":
-    run(main)
+    run(main, end_process=True)

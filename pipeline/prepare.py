@@ -134,4 +134,4 @@ def _swap_in(staging: Path, target: Path) -> None:
 
 
 if __name__ == "__main__":
-    run(main)
+    run(main, end_process=True)

@@ -207,4 +207,4 @@ def _register(client, candidate: Candidate, sha256: str, params: Params, data: s
 
 
 if __name__ == "__main__":
-    run(main)
+    run(main, end_process=True)

@@ -8,7 +8,9 @@ the mark that the outputs are already written (:func:`outputs_written`)."""
 
 from __future__ import annotations
 
+import atexit
 import errno
+import os
 import re
 import signal
 import sys
@@ -25,7 +27,7 @@ class UserError(Exception):
     """An input the user can fix (params, archive, URL, text): shown as one line, no traceback."""
 
 
-def run(main: Callable[[], None]) -> None:
+def run(main: Callable[[], None], *, end_process: bool = False) -> None:
     """Call a stage's ``main()``; turn a UserError into ``error: ...`` on stderr and exit 2.
 
     A full disk, a file-size limit or a read-only folder, wherever it surfaces, is
@@ -34,7 +36,38 @@ def run(main: Callable[[], None]) -> None:
     SIGTERM (``kill``, a scheduler stopping the job) is handled like Ctrl-C: the
     stage unwinds, its MLflow runs end KILLED, its trial FAIL, and the exit code is
     128 + the signal number.
+
+    ``end_process`` (a stage's ``__main__``): then end the process at once, see :func:`_end_process`.
     """
+    if not end_process:
+        _run(main)
+        return
+    try:
+        _run(main)
+    except SystemExit as exiting:
+        _end_process(exiting.code)
+    _end_process(0)
+
+
+def _end_process(code: int | str | None) -> None:
+    """Exit as the interpreter would (non-daemon threads joined, atexit handlers run: MLflow's, logging's,
+    JAX's; output flushed), minus its teardown of every module and object: about 2 s per stage process with
+    Keras, JAX and MLflow imported (3,700 modules), measured on this project's AMD EPYC. Only a stage's
+    ``__main__`` may: nothing of the process is used after it."""
+    if code is not None and not isinstance(code, int):
+        print(code, file=sys.stderr)
+        code = 1
+    threading._shutdown()  # what the interpreter does first at exit: wait for the threads that are not daemons
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass  # a closed or broken pipe: nothing more can be said on it
+    os._exit(code or 0)
+
+
+def _run(main: Callable[[], None]) -> None:
     received = [signal.SIGINT]
     _written[0] = False
 

@@ -196,4 +196,4 @@ def log_artifacts(model, rows: list[dict], name: str, seed: int, example) -> Non
     tracking.log_model(model, example)
 
 if __name__ == "__main__":
-    run(main)
+    run(main, end_process=True)

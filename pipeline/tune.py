@@ -165,4 +165,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    run(main)
+    run(main, end_process=True)
