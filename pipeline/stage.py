@@ -51,9 +51,8 @@ def run(main: Callable[[], None], *, end_process: bool = False) -> None:
 
 def _end_process(code: int | str | None) -> None:
     """Exit as the interpreter would (non-daemon threads joined, atexit handlers run: MLflow's, logging's,
-    JAX's; output flushed), minus its teardown of every module and object: about 2 s per stage process with
-    Keras, JAX and MLflow imported (3,700 modules), measured on this project's AMD EPYC. Only a stage's
-    ``__main__`` may: nothing of the process is used after it."""
+    JAX's; output flushed), minus its teardown of every module and object, seconds with Keras, JAX and MLflow
+    imported (docs/measurements.md). Only a stage's ``__main__`` may: nothing of the process is used after it."""
     if code is not None and not isinstance(code, int):
         print(code, file=sys.stderr)
         code = 1

@@ -39,10 +39,9 @@ class EpochLogger(keras.callbacks.Callback):
     later epoch would have beaten it.
     """
 
-    def __init__(self, on_epoch: Callable[[dict], None] | None = None, patience: int = 0,
-                 val_loss_scale: float = 1.0):
+    def __init__(self, on_epoch: Callable[[dict], None] | None = None, patience: int = 0):
         super().__init__()
-        self.val_loss_scale = val_loss_scale  # see _Batches: validation read in batches with weight-0 rows
+        self.val_loss_scale = 1.0  # see _Batches: validation read in batches with weight-0 rows
         self.rows: list[dict] = []
         self.on_epoch = on_epoch
         self.patience = patience
@@ -132,9 +131,8 @@ class _Batches(keras.utils.PyDataset):
 
     Validation batches are filled up to ``batch_size`` with rows of weight 0, as evaluate fills its batches:
     one compiled validation step per width, not one per width and batch size (a width's last batch is
-    smaller). On this project's AMD EPYC that is 6 of 13 validation compilations (about 7 s) off every new
-    model's first epoch. Accuracy is compiled as a weighted metric, so the filler counts for nothing; Keras
-    divides each batch's loss by its full size, which :attr:`loss_scale` undoes."""
+    smaller; measured in docs/measurements.md). Accuracy is compiled as a weighted metric, so the filler
+    counts for nothing; Keras divides each batch's loss by its full size, which :attr:`loss_scale` undoes."""
 
     def __init__(self, source: BucketedBatches):
         super().__init__()
@@ -184,18 +182,17 @@ def fit(
     """
     if keep not in KEEP:
         raise ValueError(f"keep must be one of {KEEP}, got {keep!r}")
+    logger = EpochLogger(on_epoch, patience if keep == "best" else 0)
     verbose = 1 if sys.stdout.isatty() else 2  # a live bar in a terminal, one line per epoch in logs
     if bucketing:
         training = BucketedBatches(train, maxlen, batch_size, padding, truncating, shuffle=True, seed=seed)
         validation = BucketedBatches(val, maxlen, batch_size, padding, truncating, shuffle=False, seed=seed)
         validation_data = validation.dataset()
-        logger = EpochLogger(on_epoch, patience if keep == "best" else 0,
-                             val_loss_scale=getattr(validation_data, "loss_scale", 1.0))
+        logger.val_loss_scale = getattr(validation_data, "loss_scale", 1.0)  # tf.data batches are not filled
         # shuffle=False: BucketedBatches shuffles reviews and batches itself, every epoch.
         model.fit(training.dataset(), validation_data=validation_data, epochs=epochs, callbacks=[logger],
                   shuffle=False, verbose=verbose)
     else:
-        logger = EpochLogger(on_epoch, patience if keep == "best" else 0)
         x_train, x_val = (pad(s, maxlen, padding, truncating) for s in (train, val))
         model.fit(
             x_train, train.labels.astype(np.int32), validation_data=(x_val, val.labels.astype(np.int32)),
