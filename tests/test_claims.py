@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 import warnings
 
 import numpy as np
@@ -85,6 +87,30 @@ def test_aso_is_deterministic_for_a_seed_and_leaves_numpys_generator_alone():
     first = claims.aso(a, b, seed=42)
     assert np.random.uniform() == expected_draw
     assert claims.aso(a, b, seed=42) == first and 0 < first < 1
+
+
+@pytest.mark.parametrize("scores", [[0.87], [0.85, 0.87, 0.86], [0.86, 0.86, 0.84, 0.9, 0.86, 0.88, 0.85]])
+def test_the_quantile_function_gives_deepsigs_values_bit_for_bit(scores):
+    deepsig_aso = claims._deepsig_aso()
+    theirs, ours = deepsig_aso.get_quantile_function(scores), claims.quantile_function(scores)
+    draws = np.random.default_rng(0).uniform(0, 1, 1000)
+    for p in (np.arange(0.001, 1, 0.001), draws, np.array([0.0, 1 / 3, 0.5, 2 / 3, 1.0])):
+        assert ours(p).dtype == theirs(p).dtype and np.array_equal(ours(p), theirs(p))
+
+
+def test_aso_equals_deepsig_run_with_its_own_quantile_function():
+    deepsig_aso = claims._deepsig_aso()
+    for a, b in ((HIGH, LOW), (MIXED, MIDDLE), ([0.86, 0.87, 0.84], [0.85, 0.86, 0.85])):
+        theirs = deepsig_aso.aso(a, b, seed=42, num_jobs=1, show_progress=False, num_bootstrap_iterations=5)
+        assert claims.aso(a, b, seed=42) == theirs
+    assert deepsig_aso.get_quantile_function is not claims.quantile_function  # put back after each call
+
+
+def test_deepsig_is_imported_without_tensorflow_which_stays_importable():
+    code = ("import importlib.util, sys; from pipeline import claims; claims.aso([0.87, 0.88], [0.85, 0.86], seed=1); "
+            "print('tensorflow' in sys.modules, importlib.util.find_spec('tensorflow') is not None)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "True"]
 
 
 @pytest.mark.parametrize(("a", "b", "verdict"), [
