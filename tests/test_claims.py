@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from pipeline import claims, distributions
+from pipeline import aso, claims, distributions
 
 T = stats.t.ppf(0.975, 2)  # the 95% t-interval of a mean of three is mean +- T * sd / sqrt(3)
 HIGH, LOW = [0.88, 0.885, 0.89], [0.85, 0.855, 0.86]  # clearly separated: ASO gives 0 one way
@@ -22,7 +22,7 @@ MIDDLE = [0.86, 0.87, 0.88]
 @pytest.fixture(autouse=True)
 def quick_aso(monkeypatch):
     # deepsig's 1000 bootstrap iterations take about 15 s per call here; these distributions need few.
-    monkeypatch.setattr(claims, "ASO_ITERATIONS", 5)
+    monkeypatch.setattr(aso, "ASO_ITERATIONS", 5)
 
 
 def around(mean: float, sd: float) -> list[float]:
@@ -91,19 +91,19 @@ def test_aso_is_deterministic_for_a_seed_and_leaves_numpys_generator_alone():
 
 @pytest.mark.parametrize("scores", [[0.87], [0.85, 0.87, 0.86], [0.86, 0.86, 0.84, 0.9, 0.86, 0.88, 0.85]])
 def test_the_quantile_function_gives_deepsigs_values_bit_for_bit(scores):
-    deepsig_aso = claims._deepsig_aso()
-    theirs, ours = deepsig_aso.get_quantile_function(scores), claims.quantile_function(scores)
+    deepsig_aso = aso._deepsig_aso()
+    theirs, ours = deepsig_aso.get_quantile_function(scores), aso.quantile_function(scores)
     draws = np.random.default_rng(0).uniform(0, 1, 1000)
     for p in (np.arange(0.001, 1, 0.001), draws, np.array([0.0, 1 / 3, 0.5, 2 / 3, 1.0])):
         assert ours(p).dtype == theirs(p).dtype and np.array_equal(ours(p), theirs(p))
 
 
 def test_aso_equals_deepsig_run_with_its_own_quantile_function():
-    deepsig_aso = claims._deepsig_aso()
+    deepsig_aso = aso._deepsig_aso()
     for a, b in ((HIGH, LOW), (MIXED, MIDDLE), ([0.86, 0.87, 0.84], [0.85, 0.86, 0.85])):
         theirs = deepsig_aso.aso(a, b, seed=42, num_jobs=1, show_progress=False, num_bootstrap_iterations=5)
         assert claims.aso(a, b, seed=42) == theirs
-    assert deepsig_aso.get_quantile_function is not claims.quantile_function  # put back after each call
+    assert deepsig_aso.get_quantile_function is not aso.quantile_function  # put back after each call
 
 
 def test_deepsig_is_imported_without_tensorflow_which_stays_importable():
